@@ -1,0 +1,216 @@
+"""The HTTP gate in front of the MCP SDK at /mcp.
+
+In order, before the SDK sees anything: Host (421) and Origin (403) against the configured public
+origin, the body size (413), a token in the query string (400), the bearer token (401), and for a
+`tools/call` of a write tool that the roles grant but the token's scopes do not cover, the
+step-up challenge (403 insufficient_scope). The principal and the policy decision are attached to
+the ASGI scope, where the SDK hands them to our handlers with the request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken as SdkAccessToken
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+
+from audit.services import RequestMeta
+from consent.tokens import Principal, Refusal, principal_for_token
+from okta_mcp.mcp_server import SCOPE_ACCESS, SCOPE_META, SCOPE_PRINCIPAL, build_server
+from tools import services as tool_services
+from tools.registry import REGISTRY
+from tools.selectors import EffectiveAccess, tools_allowed_for
+
+logger = logging.getLogger("okta_mcp.mcp")
+
+Scope = dict[str, Any]
+
+
+def resource_metadata_url() -> str:
+    return settings.PUBLIC_URL + "/.well-known/oauth-protected-resource/mcp"
+
+
+def _challenge(status: int, error: str, description: str, scopes: list[str]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    desc = description.replace('"', "'")
+    value = (
+        f'Bearer error="{error}", error_description="{desc}", '
+        f'resource_metadata="{resource_metadata_url()}", scope="{" ".join(scopes)}"'
+    )
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"www-authenticate", value.encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    return status, headers, body
+
+
+async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _plain(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await _send(send, status, [(b"content-type", b"application/json")], body)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _decide(raw_token: str, meta: RequestMeta, tool_name: str | None) -> tuple[Principal | Refusal, EffectiveAccess | None]:
+    """One trip to the database per request: the token, the consent and the policy."""
+    principal = principal_for_token(raw_token, meta)
+    if isinstance(principal, Refusal):
+        return principal, None
+    access = tools_allowed_for(groups=principal.groups, group_ids=principal.group_ids, scopes=principal.scopes)
+    if tool_name and access.needs_step_up(tool_name):
+        tool_services.step_up_required(
+            principal=principal,
+            tool=tool_name,
+            scopes=sorted(REGISTRY[tool_name].required_scopes | principal.scopes),
+            meta=meta,
+        )
+    return principal, access
+
+
+class McpEndpoint:
+    def __init__(self) -> None:
+        self.security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[settings.PUBLIC_HOST],
+            allowed_origins=list(settings.MCP_ALLOWED_ORIGINS),
+        )
+        self.manager = StreamableHTTPSessionManager(
+            app=build_server(),
+            security_settings=self.security,
+            max_request_body_size=settings.MCP_MAX_BODY_BYTES,
+        )
+        self._ready: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    async def _ensure_started(self) -> None:
+        # daphne sends no lifespan events: the session manager is started by the first request,
+        # inside one long-lived task of this process.
+        if self._ready is None:
+            self._ready = asyncio.Event()
+
+            async def run() -> None:
+                async with self.manager.run():
+                    assert self._ready is not None
+                    self._ready.set()
+                    await asyncio.Event().wait()
+
+            self._runner = asyncio.create_task(run())
+        await self._ready.wait()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        host = _header(scope, b"host") or ""
+        if host != settings.PUBLIC_HOST:
+            await _plain(send, 421, "misdirected request: unknown Host")
+            return
+        origin = _header(scope, b"origin")
+        if origin is not None and origin not in settings.MCP_ALLOWED_ORIGINS:
+            await _plain(send, 403, "forbidden Origin")
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        if "access_token" in query:
+            # RFC 6750 §2.3 / MCP: tokens only in the Authorization header.
+            await _send(send, *_challenge(400, "invalid_request", "tokens are accepted only in the Authorization header", [settings.SCOPE_READ]))
+            return
+
+        body = b""
+        if scope["method"] == "POST":
+            declared = _header(scope, b"content-length")
+            if declared and declared.isdigit() and int(declared) > settings.MCP_MAX_BODY_BYTES:
+                await _plain(send, 413, "request body too large")
+                return
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > settings.MCP_MAX_BODY_BYTES:
+                    await _plain(send, 413, "request body too large")
+                    return
+                chunks.append(chunk)
+                if not message.get("more_body"):
+                    break
+            body = b"".join(chunks)
+
+        authorization = _header(scope, b"authorization") or ""
+        scheme, _, raw_token = authorization.partition(" ")
+        meta = RequestMeta(
+            source_ip=(scope.get("client") or ("", 0))[0] or "",
+            user_agent=(_header(scope, b"user-agent") or "")[:512],
+        )
+        if scheme.lower() != "bearer" or not raw_token.strip():
+            await _send(send, *_challenge(401, "invalid_token", "a bearer token is required", [settings.SCOPE_READ]))
+            return
+        tool_name = _called_tool(body)
+        principal, access = await sync_to_async(_decide)(raw_token.strip(), meta, tool_name)
+        if isinstance(principal, Refusal) or access is None:
+            refusal = principal if isinstance(principal, Refusal) else Refusal(401, "invalid_token", "rejected")
+            await _send(send, *_challenge(refusal.status, refusal.error, refusal.description, [settings.SCOPE_READ]))
+            return
+        if tool_name and access.needs_step_up(tool_name):
+            needed = sorted(REGISTRY[tool_name].required_scopes | principal.scopes)
+            await _send(send, *_challenge(403, "insufficient_scope", f"{tool_name} needs {' '.join(needed)}", needed))
+            return
+
+        sdk_token = SdkAccessToken(
+            token="",  # the raw token never travels further than this function
+            client_id=principal.client_id,
+            scopes=sorted(principal.scopes),
+            expires_at=int(principal.token_expires.timestamp()),
+            resource=settings.MCP_RESOURCE,
+            subject=principal.okta_sub,
+            claims={"iss": settings.ISSUER},
+        )
+        scope = dict(scope)
+        scope["user"] = AuthenticatedUser(sdk_token)
+        scope[SCOPE_PRINCIPAL] = principal
+        scope[SCOPE_ACCESS] = access
+        scope[SCOPE_META] = meta
+
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self._ensure_started()
+        await self.manager.handle_request(scope, replay if scope["method"] == "POST" else receive, send)
+
+
+def _called_tool(body: bytes) -> str | None:
+    if not body:
+        return None
+    try:
+        message = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None  # the SDK answers malformed JSON-RPC with a parse error
+    if isinstance(message, dict) and message.get("method") == "tools/call":
+        params = message.get("params")
+        if isinstance(params, dict) and isinstance(params.get("name"), str):
+            return params["name"]
+    return None
