@@ -8,6 +8,7 @@ PORT="${DEMO_PORT:-8000}"
 if [ ! -f var/demo.env ]; then
   {
     echo "SECRET_KEY=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+    echo "DEMO_ADMIN_PASSWORD=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(12))')"
   } > var/demo.env
 fi
 set -a
@@ -34,7 +35,11 @@ pids+=($!)
 pids+=($!)
 
 .venv/bin/python manage.py migrate --no-input > var/migrate.log
-.venv/bin/python manage.py seed_demo
+# The audit trail also goes to stdout as JSON lines (for a SIEM); keep the demo terminal readable.
+.venv/bin/python manage.py seed_demo > var/seed.log
+if ! .venv/bin/python manage.py shell -c "from accounts.models import User; raise SystemExit(0 if User.objects.filter(username='admin').exists() else 1)" > /dev/null 2>&1; then
+  DJANGO_SUPERUSER_PASSWORD="$DEMO_ADMIN_PASSWORD" .venv/bin/python manage.py createsuperuser --no-input --username admin --email admin@acme.example > /dev/null
+fi
 
 cat <<INFO
 
@@ -47,12 +52,11 @@ cat <<INFO
     alice@acme.example / alice-pass   Identity Admins -> role "admin" (every tool)
     bob@acme.example   / bob-pass     Helpdesk        -> role "viewer" (read tools)
     carol@acme.example / carol-pass   Contractors     -> no role, no tools
-  Admin:            ${PUBLIC_URL}/admin/   (python manage.py createsuperuser to get in)
+  Admin:            ${PUBLIC_URL}/admin/   user admin / ${DEMO_ADMIN_PASSWORD}
 
-  Connect, for example, with the MCP Inspector:
-    npx @modelcontextprotocol/inspector   -> Transport "Streamable HTTP", URL ${PUBLIC_URL}/mcp,
-                                             OAuth client ID demo-mcp-client
-  or VS Code (.vscode/mcp.json):
+  Connect with the bundled MCP SDK client (opens your browser for the Okta login and consent):
+    .venv/bin/python sandbox/connect.py --url ${PUBLIC_URL}/mcp
+  or point any MCP client at ${PUBLIC_URL}/mcp with client_id demo-mcp-client, e.g. VS Code (.vscode/mcp.json):
     { "servers": { "okta": { "type": "http", "url": "${PUBLIC_URL}/mcp" } } }
 
   Logs are in var/. Press Ctrl-C to stop.
