@@ -27,6 +27,7 @@ class EventType(models.TextChoices):
     STEP_UP_REQUIRED = "step_up.required", "Step-up demanded"
     MAINTENANCE = "maintenance", "Maintenance"
     CHAIN_CHECKPOINT = "chain.checkpoint", "Audit chain checkpoint"
+    AUDIT_EXPORTED = "audit.exported", "Audit trail exported"
 
 
 class Decision(models.TextChoices):

@@ -9,14 +9,15 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditChainHead, AuditEvent, Decision, EventType
+from okta_mcp import metrics
+from okta_mcp.observability import current_request_id
 
 logger = logging.getLogger("okta_mcp.audit")
 
@@ -36,10 +37,11 @@ class RequestMeta:
 
     source_ip: str = ""
     user_agent: str = ""
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The id of the HTTP request being served (okta_mcp.observability), so the row joins the logs.
+    request_id: str = field(default_factory=current_request_id)
 
     @classmethod
-    def from_django(cls, request: Any) -> "RequestMeta":
+    def from_django(cls, request: Any) -> RequestMeta:
         return cls(
             source_ip=request.META.get("REMOTE_ADDR", "") or "",
             user_agent=(request.META.get("HTTP_USER_AGENT", "") or "")[:512],
@@ -47,7 +49,7 @@ class RequestMeta:
         )
 
     @classmethod
-    def for_command(cls, name: str) -> "RequestMeta":
+    def for_command(cls, name: str) -> RequestMeta:
         return cls(source_ip="", user_agent=f"manage.py {name}")
 
 
@@ -55,9 +57,7 @@ def redact(value: Any) -> Any:
     """A copy of `value` with secret-looking keys and values replaced. Tool arguments and details
     pass through here before they are stored or logged."""
     if isinstance(value, dict):
-        return {
-            str(k): (REDACTED if _SECRET_KEY_PATTERN.search(str(k)) else redact(v)) for k, v in value.items()
-        }
+        return {str(k): (REDACTED if _SECRET_KEY_PATTERN.search(str(k)) else redact(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     if isinstance(value, str) and _SECRET_VALUE_PATTERN.match(value):
@@ -74,7 +74,7 @@ def event_content(event: AuditEvent) -> dict[str, Any]:
     created: datetime = event.created
     return {
         "id": event.pk,
-        "created": created.astimezone(dt_timezone.utc).isoformat(timespec="microseconds"),
+        "created": created.astimezone(UTC).isoformat(timespec="microseconds"),
         "event_type": event.event_type,
         "actor_user_id": event.actor_user_id,
         "actor_login": event.actor_login,
@@ -95,6 +95,11 @@ def event_content(event: AuditEvent) -> dict[str, Any]:
 
 def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + _canonical(content)).hexdigest()
+
+
+def _committed(line: str, event: AuditEvent) -> None:
+    logger.info(line)
+    metrics.audit_event_observe(event)
 
 
 def audit_record(
@@ -147,5 +152,158 @@ def audit_record(
         head.last_event_id = event.pk
         head.save(update_fields=["last_hash", "last_event_id"])
         line = json.dumps({"audit": event_content(event), "hash": event.hash}, default=str)
-        transaction.on_commit(lambda: logger.info(line))
+        transaction.on_commit(lambda: _committed(line, event))
     return event
+
+
+class AuditError(Exception):
+    """An expected failure of an audit-trail operation, with a message fit for the operator."""
+
+
+EXPORT_FORMATS = ("jsonl", "csv")
+EXPORT_FIELDS = [
+    "id",
+    "created",
+    "event_type",
+    "actor_user_id",
+    "actor_login",
+    "client_id",
+    "source_ip",
+    "user_agent",
+    "request_id",
+    "target",
+    "decision",
+    "reason",
+    "outcome",
+    "error_code",
+    "duration_ms",
+    "okta_request_id",
+    "details",
+    "prev_hash",
+    "hash",
+]
+# A cell starting with one of these is run as a formula by spreadsheet programs; user agents and
+# tool arguments are attacker-controlled, so such cells get a leading quote (OWASP CSV injection).
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, sort_keys=True)
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def audit_export(
+    *,
+    out: Any,
+    fmt: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ids: list[int] | None = None,
+    actor: Any = None,
+    meta: RequestMeta,
+) -> int:
+    """Stream the matching rows to the text stream `out` (JSON lines or CSV), a chunk at a time so
+    memory does not grow with the row count, then record the export itself. Returns rows written."""
+    import csv
+
+    from audit.selectors import audit_event_stream, audit_events
+
+    if fmt not in EXPORT_FORMATS:
+        raise AuditError(f"unknown format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    if since is not None and until is not None and since >= until:
+        raise AuditError("--since must be before --until")
+    count = 0
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(EXPORT_FIELDS)
+    for record in audit_event_stream(audit_events(since=since, until=until, ids=ids)):
+        if writer is not None:
+            writer.writerow([_csv_cell(record[f]) for f in EXPORT_FIELDS])
+        else:
+            out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        count += 1
+    audit_record(
+        event_type=EventType.AUDIT_EXPORTED,
+        actor=actor,
+        target="audit",
+        outcome="success",
+        details={
+            "format": fmt,
+            "rows": count,
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "selected_ids": len(ids) if ids is not None else None,
+        },
+        meta=meta,
+    )
+    return count
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    deleted: int
+    pruned_through_id: int | None = None
+    checkpoint_id: int | None = None
+
+    def __str__(self) -> str:
+        if not self.deleted:
+            return "nothing to prune"
+        return (
+            f"pruned {self.deleted} row(s) up to #{self.pruned_through_id}; "
+            f"checkpoint #{self.checkpoint_id} records where the chain was cut"
+        )
+
+
+def audit_prune(*, before: datetime, actor: Any = None, meta: RequestMeta) -> PruneResult:
+    """Delete the rows older than `before` and append a checkpoint recording the id and hash of the
+    last row deleted, from which `audit_chain_verify` then starts.
+
+    Refused when `before` is in the future, when the chain does not verify (pruning would destroy
+    the evidence), and when the cut would remove the newest checkpoint, the row the chain now
+    starts from. The cut is at the first row created at or after `before`: every row before it in
+    the chain goes, so what remains is contiguous, and no row newer than `before` is removed.
+    Safe to run twice: the second run finds nothing older than `before`."""
+    from audit.selectors import audit_chain_verify, audit_checkpoint_latest
+
+    if before > timezone.now():
+        raise AuditError(f"refusing to prune up to {before.isoformat()}: that date is in the future")
+    report = audit_chain_verify()
+    if not report.ok:
+        raise AuditError(f"refusing to prune a chain that does not verify: {report}")
+    with transaction.atomic():
+        # The head lock keeps writers out while the cut is chosen and the checkpoint appended.
+        AuditChainHead.objects.select_for_update().get_or_create(
+            pk=1, defaults={"last_hash": GENESIS_HASH, "last_event_id": None}
+        )
+        first_kept = AuditEvent.objects.filter(created__gte=before).order_by("id").values_list("id", flat=True).first()
+        doomed = AuditEvent.objects.all() if first_kept is None else AuditEvent.objects.filter(pk__lt=first_kept)
+        last = doomed.order_by("-id").values("id", "hash").first()
+        if last is None:
+            return PruneResult(0)
+        checkpoint = audit_checkpoint_latest()
+        if checkpoint is not None and checkpoint.pk <= last["id"]:
+            raise AuditError(
+                f"refusing to prune checkpoint #{checkpoint.pk} (created {checkpoint.created.isoformat()}), "
+                "the row the chain now starts from: choose an earlier date"
+            )
+        deleted, _ = doomed.delete()
+        event = audit_record(
+            event_type=EventType.CHAIN_CHECKPOINT,
+            actor=actor,
+            target="audit",
+            reason=f"rows created before {before.isoformat()} pruned",
+            details={
+                "pruned_through_id": last["id"],
+                # Labelled so that it is not taken for a secret by redact() (it is a long opaque string).
+                "pruned_through_hash": "sha256:" + last["hash"],
+                "pruned_rows": deleted,
+                "before": before.isoformat(),
+            },
+            meta=meta,
+        )
+    return PruneResult(deleted, last["id"], event.pk)

@@ -113,6 +113,9 @@ class RevocationSummary:
 
 
 def _revoke_tokens(*, user_id: int, application_id: int) -> tuple[int, int]:
+    access = AccessToken.objects.filter(user_id=user_id, application_id=application_id)
+    # Counted first: revoking a refresh token deletes its access token too.
+    access_count = access.count()
     refresh = list(
         RefreshToken.objects.select_for_update().filter(
             user_id=user_id, application_id=application_id, revoked__isnull=True
@@ -120,9 +123,9 @@ def _revoke_tokens(*, user_id: int, application_id: int) -> tuple[int, int]:
     )
     for rt in refresh:
         rt.revoke()
-    access_deleted, _ = AccessToken.objects.filter(user_id=user_id, application_id=application_id).delete()
+    access.delete()
     Grant.objects.filter(user_id=user_id, application_id=application_id).delete()
-    return access_deleted, len(refresh)
+    return access_count, len(refresh)
 
 
 def consent_revoke(
@@ -163,7 +166,9 @@ def consent_revoke(
                 )
             ) | set(AccessToken.objects.filter(application=application).values_list("user_id", "application_id"))
         elif everything:
-            pairs |= set(AccessToken.objects.exclude(user=None).values_list("user_id", "application_id"))
+            pairs |= set(AccessToken.objects.exclude(user=None).values_list("user_id", "application_id")) | set(
+                RefreshToken.objects.filter(revoked__isnull=True).values_list("user_id", "application_id")
+            )
         access = refresh = sessions = 0
         for user_id, application_id in pairs:
             if user_id is None:
@@ -195,7 +200,8 @@ def consent_revoke(
                 client_id=application.client_id if application else "",
                 target=f"user:{user.pk}" if user else ("all" if everything else "consents"),
                 reason=reason,
-                details={"access_tokens": access, "refresh_tokens": refresh, "sessions": sessions},
+                # Keys avoid the word "token": audit.services.redact would take the counts for secrets.
+                details={"revoked": {"access": access, "refresh": refresh, "login_sessions": sessions}},
                 meta=meta,
             )
     return summary
@@ -289,8 +295,9 @@ def client_register(
 ) -> tuple[Application, str | None]:
     """A static client registration. Returns the client and, for a confidential client, its secret
     in clear: the only time it exists outside its hash."""
-    from consent.oauth_validator import redirect_uri_allowed
     from oauth2_provider.generators import generate_client_secret
+
+    from consent.oauth_validator import redirect_uri_allowed
 
     bad = [u for u in redirect_uris if not redirect_uri_allowed(u)]
     if bad or not redirect_uris:
@@ -320,3 +327,96 @@ def client_register(
             meta=meta,
         )
     return app, secret
+
+
+def tokens_revoke(
+    *,
+    access_token_ids: list[int] | None = None,
+    refresh_token_ids: list[int] | None = None,
+    grant_ids: list[int] | None = None,
+    id_token_ids: list[int] | None = None,
+    reason: str,
+    actor: Any,
+    meta: RequestMeta,
+) -> int:
+    """Revoke individual credentials (the token admins' "revoke selected" actions). An access
+    token goes with its refresh token (DOT's revoke_access_token, as for RFC 7009), a refresh token
+    with its access token; revoked refresh tokens stay as tombstones for reuse detection; codes and
+    ID tokens are deleted, which is their revocation. Returns how many were revoked."""
+    from oauth2_provider.models import IDToken, revoke_access_token
+
+    revoked = 0
+    with transaction.atomic():
+        for at in AccessToken.objects.filter(pk__in=access_token_ids or []):
+            revoke_access_token(at)
+            revoked += 1
+        for rt in RefreshToken.objects.filter(pk__in=refresh_token_ids or [], revoked__isnull=True):
+            rt.revoke()
+            revoked += 1
+        revoked += Grant.objects.filter(pk__in=grant_ids or []).delete()[1].get(Grant._meta.label, 0)
+        revoked += IDToken.objects.filter(pk__in=id_token_ids or []).delete()[1].get(IDToken._meta.label, 0)
+        if revoked:
+            audit_record(
+                event_type=EventType.TOKEN_REVOKED,
+                actor=actor,
+                target="tokens",
+                reason=reason,
+                details={
+                    "access": sorted(access_token_ids or []),
+                    "refresh": sorted(refresh_token_ids or []),
+                    "codes": sorted(grant_ids or []),
+                    "oidc": sorted(id_token_ids or []),
+                    "revoked": revoked,
+                },
+                meta=meta,
+            )
+    return revoked
+
+
+@dataclass(frozen=True)
+class ClearSummary:
+    grants: int
+    access_tokens: int
+    refresh_tokens: int
+    id_tokens: int
+    login_sessions: int
+    consents_expired: int
+
+    def __str__(self) -> str:
+        return (
+            f"removed {self.grants} expired code(s), {self.access_tokens} access token(s), "
+            f"{self.refresh_tokens} refresh token(s), {self.id_tokens} ID token(s), "
+            f"{self.login_sessions} ended login session(s); marked {self.consents_expired} consent(s) expired"
+        )
+
+
+def tokens_clear_expired(*, meta: RequestMeta) -> ClearSummary:
+    """The cron job: DOT's clear_expired (expired codes and access tokens, revoked refresh tokens
+    once past their lifetime: they are kept until then for reuse detection), login sessions past
+    their end, and the expiry of consents recorded. One maintenance row sums it up.
+    Safe to run twice: the second run finds nothing."""
+    from oauth2_provider.models import IDToken, clear_expired
+
+    models_counted = (Grant, AccessToken, RefreshToken, IDToken)
+    with transaction.atomic():
+        before = [m.objects.count() for m in models_counted]
+        clear_expired()
+        after = [m.objects.count() for m in models_counted]
+        grants, access, refresh, id_tokens = (b - a for b, a in zip(before, after, strict=True))
+        # A session past its end can never refresh again; its code is long expired, so replay
+        # detection no longer needs its code hash.
+        sessions, _ = LoginSession.objects.filter(ends_at__lte=timezone.now()).delete()
+        consents = consent_mark_expired(meta=meta)
+        summary = ClearSummary(grants, access, refresh, id_tokens, sessions, consents)
+        audit_record(
+            event_type=EventType.MAINTENANCE,
+            target="clear_expired",
+            outcome="success",
+            details={
+                "removed": {"codes": grants, "access": access, "refresh": refresh, "oidc": id_tokens,
+                            "login_sessions": sessions},
+                "consents_marked_expired": consents,
+            },
+            meta=meta,
+        )
+    return summary

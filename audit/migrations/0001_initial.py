@@ -4,47 +4,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AuditChainHead',
+            name="AuditChainHead",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('last_hash', models.CharField(max_length=64)),
-                ('last_event_id', models.BigIntegerField(null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("last_hash", models.CharField(max_length=64)),
+                ("last_event_id", models.BigIntegerField(null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(db_index=True)),
-                ('event_type', models.CharField(choices=[('login.success', 'Login succeeded'), ('login.failure', 'Login failed'), ('consent.granted', 'Consent granted'), ('consent.denied', 'Consent denied'), ('consent.reused', 'Existing consent used'), ('consent.expired', 'Consent expired'), ('consent.revoked', 'Consent revoked'), ('authorization.denied', 'Authorization request refused'), ('token.issued', 'Token issued'), ('token.refreshed', 'Token refreshed'), ('token.refresh_denied', 'Token refresh refused'), ('token.revoked', 'Token revoked'), ('token.reuse_detected', 'Refresh token reuse detected'), ('token.rejected', 'Bearer token rejected'), ('client.registered', 'Client registered'), ('client.changed', 'Client changed'), ('policy.changed', 'Policy changed'), ('tools.listed', 'Tools listed'), ('tool.call', 'Tool call decided'), ('tool.call.completed', 'Tool call completed'), ('step_up.required', 'Step-up demanded'), ('maintenance', 'Maintenance'), ('chain.checkpoint', 'Audit chain checkpoint')], db_index=True, max_length=40)),
-                ('actor_user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('actor_login', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('client_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('source_ip', models.CharField(blank=True, max_length=64)),
-                ('user_agent', models.CharField(blank=True, max_length=512)),
-                ('request_id', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('target', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('decision', models.CharField(blank=True, choices=[('', '-'), ('allowed', 'Allowed'), ('denied', 'Denied')], db_index=True, max_length=16)),
-                ('reason', models.CharField(blank=True, max_length=255)),
-                ('outcome', models.CharField(blank=True, max_length=32)),
-                ('error_code', models.CharField(blank=True, max_length=100)),
-                ('duration_ms', models.IntegerField(blank=True, null=True)),
-                ('okta_request_id', models.CharField(blank=True, max_length=100)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created", models.DateTimeField(db_index=True)),
+                (
+                    "event_type",
+                    models.CharField(
+                        choices=[
+                            ("login.success", "Login succeeded"),
+                            ("login.failure", "Login failed"),
+                            ("consent.granted", "Consent granted"),
+                            ("consent.denied", "Consent denied"),
+                            ("consent.reused", "Existing consent used"),
+                            ("consent.expired", "Consent expired"),
+                            ("consent.revoked", "Consent revoked"),
+                            ("authorization.denied", "Authorization request refused"),
+                            ("token.issued", "Token issued"),
+                            ("token.refreshed", "Token refreshed"),
+                            ("token.refresh_denied", "Token refresh refused"),
+                            ("token.revoked", "Token revoked"),
+                            ("token.reuse_detected", "Refresh token reuse detected"),
+                            ("token.rejected", "Bearer token rejected"),
+                            ("client.registered", "Client registered"),
+                            ("client.changed", "Client changed"),
+                            ("policy.changed", "Policy changed"),
+                            ("tools.listed", "Tools listed"),
+                            ("tool.call", "Tool call decided"),
+                            ("tool.call.completed", "Tool call completed"),
+                            ("step_up.required", "Step-up demanded"),
+                            ("maintenance", "Maintenance"),
+                            ("chain.checkpoint", "Audit chain checkpoint"),
+                        ],
+                        db_index=True,
+                        max_length=40,
+                    ),
+                ),
+                ("actor_user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("actor_login", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("client_id", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("source_ip", models.CharField(blank=True, max_length=64)),
+                ("user_agent", models.CharField(blank=True, max_length=512)),
+                ("request_id", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("target", models.CharField(blank=True, db_index=True, max_length=255)),
+                (
+                    "decision",
+                    models.CharField(
+                        blank=True,
+                        choices=[("", "-"), ("allowed", "Allowed"), ("denied", "Denied")],
+                        db_index=True,
+                        max_length=16,
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, max_length=255)),
+                ("outcome", models.CharField(blank=True, max_length=32)),
+                ("error_code", models.CharField(blank=True, max_length=100)),
+                ("duration_ms", models.IntegerField(blank=True, null=True)),
+                ("okta_request_id", models.CharField(blank=True, max_length=100)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['created', 'event_type'], name='audit_audit_created_b68733_idx')],
+                "ordering": ["-id"],
+                "indexes": [models.Index(fields=["created", "event_type"], name="audit_audit_created_b68733_idx")],
             },
         ),
     ]
