@@ -57,6 +57,15 @@ class OktaOIDCBackend(OIDCAuthenticationBackend):
     def update_user(self, user: User, claims: dict[str, Any]) -> User:
         return self._login(claims)
 
+    def get_user(self, user_id: Any) -> User | None:
+        user = super().get_user(user_id)
+        # The web session ends with the person's standing in Okta: once a refresh or a code
+        # redemption has seen them suspended or deactivated, /authorize sends them back to Okta
+        # (which refuses them) instead of issuing a new code on an old session.
+        if user is None or not user.is_active or user.okta_status != "ACTIVE":
+            return None
+        return user
+
     def _login(self, claims: dict[str, Any]) -> User:
         user = user_login_from_claims(claims=claims, meta=RequestMeta.from_django(self.request))
         if user.okta_status != "ACTIVE":

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils import timezone
 from oauthlib.oauth2.rfc6749 import errors
-from oauth2_provider.models import RefreshToken
+from oauth2_provider.models import AccessToken, RefreshToken
+from oauth2_provider.oauth2_backends import OAuthLibCore
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
 from audit.models import Decision, EventType
@@ -53,11 +54,46 @@ def _checksum(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+class _ConcurrentRefresh(errors.InvalidGrantError):
+    def __init__(self, refresh_token: RefreshToken) -> None:
+        super().__init__(description="refresh token already used")
+        self.refresh_token = refresh_token
+
+
+class OktaMCPOAuthLibCore(OAuthLibCore):
+    def create_token_response(self, request: Any) -> tuple[Any, dict[str, str], str, int]:
+        uri, headers, body, status = super().create_token_response(request)
+        # Errors raised while tokens are saved (invalid_target, a consent revoked meanwhile) come
+        # back from DOT without oauthlib's headers; every token response is JSON, never cached.
+        headers = {**headers, "Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+        return uri, headers, body, status
+
+
 class OktaMCPValidator(OAuth2Validator):
+    def _load_application(self, client_id: str, request: Any) -> Any:
+        # Every flow loads its client here: a self-registered client (metadata document or RFC
+        # 7591) that is not approved is an unknown client to /authorize, the consent form and /token.
+        from consent.clients import client_gate
+
+        client = super()._load_application(client_id, request)
+        if client is not None and not client_gate(application=client, meta=_meta(request)):
+            request.client = None
+            return None
+        return client
+
     def validate_redirect_uri(self, client_id: str, redirect_uri: str, request: Any, *args: Any, **kwargs: Any) -> bool:
         return redirect_uri_allowed(redirect_uri) and super().validate_redirect_uri(
             client_id, redirect_uri, request, *args, **kwargs
         )
+
+    def confirm_redirect_uri(
+        self, client_id: str, code: str, redirect_uri: str, client: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        if not super().confirm_redirect_uri(client_id, code, redirect_uri, client, *args, **kwargs):
+            # RFC 6749 §5.2: a redirect URI that differs from the authorization request's is
+            # invalid_grant (oauthlib would answer invalid_request).
+            raise errors.InvalidGrantError(description="redirect_uri does not match the authorization request")
+        return True
 
     def _check_and_set_request_resource(self, request: Any) -> None:
         super()._check_and_set_request_resource(request)
@@ -75,7 +111,21 @@ class OktaMCPValidator(OAuth2Validator):
         valid = super().validate_code(client_id, code, client, request, *args, **kwargs)
         if not valid:
             services.code_replay_revoke(code=code, client_id=client_id, meta=_meta(request))
-        return valid
+            return False
+        # A code can come from a web session that outlived the person's standing in Okta: ask Okta
+        # again before minting tokens. Unreachable Okta does not block it (the login just read it).
+        reason = self._okta_refusal(request.user, fail_closed=False)
+        if reason:
+            audit_record(
+                event_type=EventType.AUTHORIZATION_DENIED,
+                actor=request.user,
+                client_id=client.client_id,
+                decision=Decision.DENIED,
+                reason=reason,
+                meta=_meta(request),
+            )
+            return False
+        return True
 
     def validate_refresh_token(self, refresh_token: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
         known = RefreshToken.objects.filter(token_checksum=_checksum(refresh_token)).select_related("user").first()
@@ -114,8 +164,6 @@ class OktaMCPValidator(OAuth2Validator):
         return True
 
     def _refresh_refusal(self, rt: RefreshToken) -> str:
-        from accounts.services import user_refresh_from_okta
-
         session = login_session_for_family(rt.token_family)
         now = timezone.now()
         if session is None:
@@ -132,24 +180,55 @@ class OktaMCPValidator(OAuth2Validator):
         user = rt.user
         if user is None or not user.is_active:
             return "user inactive"
+        # Okta could not be asked: refuse this refresh, but revoke nothing on a transient failure.
+        return self._okta_refusal(user, fail_closed=True)
+
+    def _okta_refusal(self, user: Any, *, fail_closed: bool) -> str:
+        """Re-read the user's status and groups from Okta; anyone Okta no longer has as ACTIVE loses
+        every consent, token and login session."""
+        from accounts.services import user_refresh_from_okta
+
+        if user is None or not user.is_active:
+            return "user inactive"
         status = user_refresh_from_okta(user=user)
         if status is None:
-            # Okta could not be asked: refuse this refresh, but revoke nothing on a transient failure.
-            return "could not confirm the user's status with Okta"
+            return "could not confirm the user's status with Okta" if fail_closed else ""
         if status != "ACTIVE":
             services.consent_revoke(
                 user=user,
                 reason=f"Okta status {status}",
                 actor=None,
-                meta=RequestMeta(user_agent="token refresh"),
+                meta=RequestMeta(user_agent="token endpoint"),
             )
             return f"user is {status} in Okta; tokens revoked"
         return ""
+
+    def save_bearer_token(self, token: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().save_bearer_token(token, request, *args, **kwargs)
+        except _ConcurrentRefresh as exc:
+            # Recorded after the refused transaction rolled back, so the row survives.
+            audit_record(
+                event_type=EventType.TOKEN_REFRESH_DENIED,
+                actor=exc.refresh_token.user,
+                client_id=request.client.client_id,
+                target=f"session:{exc.refresh_token.token_family}",
+                decision=Decision.DENIED,
+                reason="refresh token rotated by a simultaneous request; that request's tokens stay valid",
+                meta=_meta(request),
+            )
+            raise errors.InvalidGrantError(description="refresh token already used", request=request) from None
 
     def _save_bearer_token(self, token: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> None:
         rt_before = getattr(request, "refresh_token_instance", None)
         session = None
         if request.grant_type == "refresh_token" and rt_before is not None:
+            # Two refreshes with one token can both pass validation before either rotates it. The
+            # second to get here (the row lock, or SQLite's write lock, orders them) finds it revoked
+            # and is refused, leaving the user the winner's family. DOT would instead answer it with
+            # the winner's tokens, which exist only as hashes (a 500).
+            if not RefreshToken.objects.select_for_update().filter(pk=rt_before.pk, revoked__isnull=True).exists():
+                raise _ConcurrentRefresh(rt_before)
             session = login_session_for_family(rt_before.token_family)
             if session is not None:
                 # Access tokens never outlive the login session they belong to.
@@ -189,12 +268,23 @@ class OktaMCPValidator(OAuth2Validator):
             )
 
     def revoke_token(self, token: str, token_type_hint: str, request: Any, *args: Any, **kwargs: Any) -> None:
+        # Only the requesting client's own live tokens are revoked (DOT scopes the lookup the same
+        # way). Unknown and foreign tokens get the same 200 (RFC 7009 §2.2) and no audit row: a
+        # row per request would let anyone holding a public client_id grow the audit table.
+        application_id = getattr(getattr(request, "client", None), "pk", None)
+        lookup = {"token_checksum": _checksum(token), "application_id": application_id}
+        access = AccessToken.objects.select_related("user").filter(**lookup).first()
+        refresh = RefreshToken.objects.select_related("user").filter(revoked__isnull=True, **lookup).first()
         super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+        found = access or refresh
+        if application_id is None or found is None:
+            return
         audit_record(
             event_type=EventType.TOKEN_REVOKED,
-            actor=getattr(request, "user", None) if getattr(request, "user", None) else None,
-            client_id=getattr(getattr(request, "client", None), "client_id", ""),
+            actor=found.user,
+            client_id=request.client.client_id,
+            target=f"access_token:{access.pk}" if access else f"session:{refresh.token_family}",
             reason="RFC 7009 revocation request",
-            details={"token_type_hint": token_type_hint or ""},
+            details={"kind": "access_token" if access else "refresh_token", "hint": token_type_hint or ""},
             meta=_meta(request),
         )
