@@ -183,3 +183,5 @@ class ApplicationAdmin(_dot_admin.ApplicationAdmin):
 if admin.site.is_registered(Application):
     admin.site.unregister(Application)
 admin.site.register(Application, ApplicationAdmin)
+
+from consent import client_admin  # noqa: E402,F401 - client approval and onboarding admin, registered last

@@ -227,7 +227,7 @@ class OktaMCPValidator(OAuth2Validator):
             # second to get here (the row lock, or SQLite's write lock, orders them) finds it revoked
             # and is refused, leaving the user the winner's family. DOT would instead answer it with
             # the winner's tokens, which exist only as hashes (a 500).
-            if not RefreshToken.objects.select_for_update().filter(pk=rt_before.pk, revoked__isnull=True).exists():
+            if RefreshToken.objects.select_for_update().filter(pk=rt_before.pk, revoked__isnull=True).first() is None:
                 raise _ConcurrentRefresh(rt_before)
             session = login_session_for_family(rt_before.token_family)
             if session is not None:
