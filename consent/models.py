@@ -67,3 +67,69 @@ class LoginSession(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.token_family} ({self.user})"
+
+
+
+class ClientApproval(models.Model):
+    """Whether a client may be used, and who decided. Clients that register themselves (a Client ID
+    Metadata Document fetched on first sight, or RFC 7591 registration) start pending and receive
+    nothing until approved: by an administrator, or at once when their host is on the allowlist.
+    Static clients created by administrators are approved when created; a DOT Application without
+    a row is a static registration made outside admin (fixtures, `manage.py shell`)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    class Source(models.TextChoices):
+        CIMD = "cimd", "Client ID Metadata Document"
+        DCR = "dcr", "Dynamic registration (RFC 7591)"
+        STATIC = "static", "Registered by an administrator"
+
+    application = models.OneToOneField(Application, on_delete=models.CASCADE, related_name="approval")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    # The host of a metadata-document client_id: what the user and the administrator judge.
+    domain = models.CharField(max_length=255, blank=True)
+    application_type = models.CharField(max_length=16, blank=True, help_text="native or web (RFC 7591 clients).")
+    # The redirect URIs the decision was made on. A metadata document that later lists others puts
+    # an administrator-approved client back to pending.
+    redirect_uris = models.TextField(blank=True)
+    allowlisted = models.BooleanField(default=False, help_text="Approved because its host is on the allowlist.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.application.client_id} ({self.status})"
+
+    @property
+    def approved(self) -> bool:
+        return self.status == self.Status.APPROVED
+
+
+class AllowedClientHost(models.Model):
+    """A host whose metadata-document clients are approved without waiting for an administrator.
+    `.example.com` matches the domain and its subdomains (Django's ALLOWED_HOSTS syntax); the
+    CIMD_ALLOWED_HOSTS setting adds entries that live in the deployment's configuration."""
+
+    host = models.CharField(max_length=255, unique=True)
+    note = models.CharField(max_length=255, blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["host"]
+        verbose_name = "allowed client host"
+
+    def __str__(self) -> str:
+        return self.host
