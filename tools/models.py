@@ -34,3 +34,26 @@ class GroupMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group_name} -> {self.role.name}"
+
+
+class ToolConfirmation(models.Model):
+    """A pending confirmation of one destructive tool call: issued when the call was first made
+    without one, redeemed (once) by the second call. Bound to the user, the client, the tool and
+    the exact arguments; only the token's SHA-256 is stored, so the table cannot be replayed from
+    a database read. Stored here rather than in memory so that any replica can redeem it."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="tool_confirmations")
+    client_id = models.CharField(max_length=255)
+    tool = models.CharField(max_length=64)
+    arguments_hash = models.CharField(max_length=64)
+    summary = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.tool} for user {self.user_id} ({'used' if self.used_at else 'pending'})"

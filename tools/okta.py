@@ -1,37 +1,67 @@
 """The one Okta Management API client of this process, and the one wrapper every Okta call goes
 through. The okta SDK is imported lazily (it costs seconds and ~100 MB) and configured only from our
 settings: every key it would otherwise take from a stray okta.yaml or OKTA_CLIENT_* variable is set
-explicitly here. Calls use the server's own Okta credential; AI-client tokens never reach Okta."""
+explicitly here. Calls use the server's own Okta credential; AI-client tokens never reach Okta.
+
+`okta_call` adds what the SDK lacks: a timeout on every call, a per-process bound on concurrent
+calls, Okta's rate-limit headers honoured (a 429 waits until the reset, bounded, then retries),
+and every failure turned into an `OktaError` whose message a person (or a model) can act on:
+Okta's errorCode, summary and request id, or a plain "timed out" / "connection refused" /
+"HTTP 503" for failures that never reached Okta's error handling."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from django.conf import settings
+
+from okta_mcp import metrics
 
 logger = logging.getLogger("okta_mcp.okta")
 
 _client: Any = None
 _client_lock = threading.Lock()
 _semaphores: dict[int, asyncio.Semaphore] = {}
+# Rate-limit buckets that Okta reported exhausted (X-Rate-Limit-Remaining: 0): operation -> reset epoch.
+_exhausted_until: dict[str, float] = {}
 
 
 class OktaError(Exception):
     """An Okta call that failed in a way the caller (and the model) should read."""
 
-    def __init__(self, message: str, *, code: str = "", request_id: str = "", status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        request_id: str = "",
+        status: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.request_id = request_id
         self.status = status
+        self.retry_after = retry_after
+
+
+class OktaTransportError(Exception):
+    """Raised by our HTTP client hook when a request got no HTTP response at all. The SDK (3.4.6)
+    would otherwise lose the cause and fail later with an AttributeError."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
 
 
 @dataclass
@@ -40,6 +70,7 @@ class OktaCallInfo:
 
     request_ids: list[str] = field(default_factory=list)
     rate_limit_wait_seconds: float = 0.0
+    calls: int = 0
 
 
 def _stray_configuration() -> list[str]:
@@ -48,6 +79,29 @@ def _stray_configuration() -> list[str]:
         if path.exists():
             found.append(str(path))
     return found
+
+
+def _http_client_class() -> type:
+    """The SDK's HTTP client with one change: a request that got no response raises instead of
+    being returned as an error the generated API code then trips over."""
+    from okta.http_client import HTTPClient
+
+    class RaisingHTTPClient(HTTPClient):  # type: ignore[misc]
+        async def send_request(self, request: Any) -> Any:
+            request_info, response, body, error = await super().send_request(request)
+            if response is None and error is not None:
+                raise OktaTransportError(error)
+            return request_info, response, body, error
+
+        @staticmethod
+        def check_response_for_error(url: str, response_details: Any, response_body: Any) -> Any:
+            # The request executor keeps only the error: a success need not be parsed once more
+            # (a 200-user page is ~140 kB of JSON). Errors go through the SDK's own reading.
+            if 200 <= response_details.status <= 299:
+                return None, None
+            return HTTPClient.check_response_for_error(url, response_details, response_body)
+
+    return RaisingHTTPClient
 
 
 def okta_client_config() -> dict[str, Any]:
@@ -63,6 +117,7 @@ def okta_client_config() -> dict[str, Any]:
         "logging": {"enabled": False},
         "proxy": {"host": "", "port": "", "username": "", "password": ""},
         "userAgent": "okta-mcp",
+        "raiseException": False,
     }
     if settings.OKTA_API_TOKEN:
         config.update({"authorizationMode": "SSWS", "token": settings.OKTA_API_TOKEN})
@@ -95,8 +150,23 @@ def okta_client() -> Any:
                     logger.warning("ignoring Okta SDK configuration found outside our settings: %s", ", ".join(stray))
                 from okta.client import Client
 
-                _client = Client(okta_client_config())
+                config = okta_client_config()
+                config["httpClient"] = _http_client_class()
+                _client = Client(config)
+                # The SDK keeps its error-raising switch on a class: pin it, whatever else set it.
+                from okta.http_client import HTTPClient
+
+                HTTPClient.raise_exception = False
     return _client
+
+
+def okta_client_reset() -> None:
+    """Forget the client (and rate-limit state), so the next call builds one from the settings as
+    they are now: for `okta_check` after a configuration change and for tests."""
+    global _client
+    with _client_lock:
+        _client = None
+        _exhausted_until.clear()
 
 
 def _semaphore() -> asyncio.Semaphore:
@@ -107,71 +177,284 @@ def _semaphore() -> asyncio.Semaphore:
     return sem
 
 
-def _header(resp: Any, name: str) -> str:
+def _headers_of(resp: Any, err: Any = None) -> Any:
+    for source in (resp, err):
+        if source is None:
+            continue
+        headers = source.get_headers() if hasattr(source, "get_headers") else getattr(source, "headers", None)
+        if headers:
+            return headers
+    return {}
+
+
+def _header(headers: Any, name: str) -> str:
     try:
-        headers = resp.get_headers() if hasattr(resp, "get_headers") else getattr(resp, "headers", None)
-        return str(headers.get(name, "")) if headers else ""
-    except Exception:  # noqa: BLE001 - a missing header is never worth failing a call over
+        value = headers.get(name)
+        if value is None:
+            value = next((v for k, v in headers.items() if str(k).lower() == name.lower()), None)
+        return str(value) if value is not None else ""
+    except Exception:  # noqa: BLE001 - a malformed header is never worth failing a call over
         return ""
 
 
-RATE_LIMIT_MAX_WAIT_SECONDS = 10.0
+def response_json(resp: Any) -> Any:
+    """The body Okta sent with a typed SDK call, parsed: the whole object (or list), exactly as Okta
+    has it. (The SDK's models drop read-only and unknown fields in `to_dict()`.)"""
+    raw = getattr(resp, "raw_data", None)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
-async def okta_call(method: str, *args: Any, info: OktaCallInfo | None = None, **kwargs: Any) -> tuple[Any, Any]:
-    """Run one okta SDK call (`client.<method>(*args)`) with a timeout, a per-process concurrency
-    bound, a bounded wait on 429 and errors turned into OktaError. Returns (data, response)."""
-    client = okta_client()
+@dataclass(frozen=True)
+class OktaResponse:
+    """An Okta answer to a read: the JSON body as Okta sent it, and Okta's `after` cursor of the
+    next page (from the Link rel="next" header) when there is one."""
+
+    body: Any
+    next_after: str | None
+    request_id: str
+
+
+def _next_after(response: Any) -> str | None:
+    # Okta sends rel="self" and rel="next" as separate Link headers; aiohttp parses them all.
+    try:
+        link = response.links.get("next")
+    except Exception:  # noqa: BLE001 - a malformed Link header means no next page
+        return None
+    if not link:
+        return None
+    values = parse_qs(urlsplit(str(link.get("url", ""))).query).get("after")
+    return values[0] if values else None
+
+
+def _rate_limit_wait(headers: Any) -> float | None:
+    reset = _header(headers, "X-Rate-Limit-Reset")
+    try:
+        return max(0.0, float(reset) - time.time()) if reset else None
+    except ValueError:
+        return None
+
+
+def _note_rate_limit(method: str, headers: Any) -> None:
+    """Honour X-Rate-Limit-Remaining: when a bucket is empty, later calls wait for its reset
+    instead of spending a request on a certain 429."""
+    remaining = _header(headers, "X-Rate-Limit-Remaining")
+    reset = _header(headers, "X-Rate-Limit-Reset")
+    if remaining == "0" and reset:
+        try:
+            _exhausted_until[method] = float(reset)
+        except ValueError:
+            pass
+    else:
+        _exhausted_until.pop(method, None)
+
+
+def _rate_limited(wait: float, request_id: str = "") -> OktaError:
+    metrics.okta_rate_limited(waited_seconds=None)
+    seconds = int(wait) + 1
+    return OktaError(
+        f"rate limited, retry after {seconds} s (Okta errorCode E0000047)" + (f" [request {request_id}]" if request_id else ""),
+        code="E0000047",
+        request_id=request_id,
+        status=429,
+        retry_after=seconds,
+    )
+
+
+async def _timed(operation: str, call: Any) -> Any:
+    """Await one SDK call and record its latency and result for /metrics."""
+    started = time.monotonic()
+    result = "exception"
+    try:
+        answer = await call
+        err = answer[-1] if isinstance(answer, tuple) and answer else None
+        status = getattr(err, "status", None)
+        result = "ok" if err is None else (f"http_{status}" if status else "error")
+        return answer
+    except asyncio.TimeoutError:
+        result = "timeout"
+        raise
+    except OktaTransportError as exc:
+        result = "timeout" if isinstance(exc.cause, asyncio.TimeoutError) else "unreachable"
+        raise
+    finally:
+        metrics.okta_call_observe(operation=operation, result=result, seconds=time.monotonic() - started)
+
+
+def _unreachable(exc: OktaTransportError) -> OktaError:
+    cause = exc.cause
+    timeout = settings.OKTA_REQUEST_TIMEOUT_SECONDS
+    if isinstance(cause, asyncio.TimeoutError):
+        return OktaError(f"Okta did not answer within {timeout} s (timeout)", code="timeout")
+    text = f"{type(cause).__name__}: {cause}"
+    if isinstance(cause, ConnectionRefusedError) or "refused" in text.lower() or "Connect call failed" in text:
+        return OktaError(f"Okta could not be reached at {settings.OKTA_ORG_URL} (connection refused)", code="unreachable")
+    if "ssl" in text.lower() or "certificate" in text.lower():
+        return OktaError(f"Okta could not be reached at {settings.OKTA_ORG_URL} (TLS error)", code="unreachable")
+    return OktaError(f"Okta could not be reached at {settings.OKTA_ORG_URL} ({type(cause).__name__})", code="unreachable")
+
+
+def _error_from(err: Any, resp: Any, request_id: str) -> OktaError:
+    status = getattr(err, "status", None) or getattr(resp, "status", None)
+    code = str(getattr(err, "error_code", "") or "")
+    summary = str(getattr(err, "error_summary", "") or "")
+    causes = getattr(err, "error_causes", None) or []
+    details = [str(c.get("errorSummary", "")) for c in causes if isinstance(c, dict) and c.get("errorSummary")]
+    if not code:
+        # No Okta error body (a proxy's or load balancer's page): say what happened, not its HTML.
+        summary = f"Okta returned HTTP {status} without an Okta error body" if status else "Okta call failed"
+    text = summary.strip() or "Okta error"
+    if details:
+        text += ": " + "; ".join(details)[:300]
+    if code:
+        text += f" (errorCode {code})"
+    if request_id:
+        text += f" [request {request_id}]"
+    return OktaError(text, code=code or (f"http_{status}" if status else "okta_error"), request_id=request_id, status=status)
+
+
+async def _call(
+    operation: str, start: Callable[[], Awaitable[tuple[Any, ...]]], info: OktaCallInfo | None
+) -> tuple[Any, Any]:
+    """Run one Okta call with a timeout, a per-process concurrency bound, a bounded wait on 429 and
+    errors turned into OktaError. Returns (data, response)."""
     info = info if info is not None else OktaCallInfo()
+    max_wait = settings.OKTA_RATE_LIMIT_MAX_WAIT_SECONDS
+    timeout = settings.OKTA_REQUEST_TIMEOUT_SECONDS
     attempts = 0
     while True:
         attempts += 1
+        exhausted = _exhausted_until.get(operation)
+        if exhausted is not None:
+            wait = exhausted - time.time()
+            if wait > max_wait:
+                raise _rate_limited(wait)
+            if wait > 0:
+                metrics.okta_rate_limited(waited_seconds=wait)
+                info.rate_limit_wait_seconds += wait
+                await asyncio.sleep(wait)
+            _exhausted_until.pop(operation, None)
         async with _semaphore():
+            info.calls += 1
             try:
-                result = await asyncio.wait_for(
-                    getattr(client, method)(*args, **kwargs), timeout=settings.OKTA_REQUEST_TIMEOUT_SECONDS
-                )
+                # The SDK has its own timeout (reported through OktaTransportError); this one is the
+                # backstop for anything that hangs around it.
+                result = await _timed(operation, asyncio.wait_for(start(), timeout=timeout + 1))
             except asyncio.TimeoutError:
-                raise OktaError(f"Okta did not answer within {settings.OKTA_REQUEST_TIMEOUT_SECONDS} s") from None
+                raise OktaError(f"Okta did not answer within {timeout} s (timeout)", code="timeout") from None
+            except OktaTransportError as exc:
+                logger.warning("okta call %s got no response: %s", operation, exc)
+                raise _unreachable(exc) from None
             except (OSError, ConnectionError) as exc:
-                raise OktaError(f"Okta could not be reached: {type(exc).__name__}") from None
-            except Exception as exc:  # noqa: BLE001 - the SDK raises odd things on bare 5xx
-                logger.warning("okta call %s failed: %s", method, type(exc).__name__)
-                text = str(exc)
-                if "Cannot connect" in text or "Connect" in type(exc).__name__:
-                    raise OktaError("Okta could not be reached (connection refused)") from None
-                raise OktaError(f"Okta returned an unexpected response ({type(exc).__name__})") from None
+                raise OktaError(f"Okta could not be reached ({type(exc).__name__})", code="unreachable") from None
+            except Exception as exc:  # noqa: BLE001 - the SDK raises odd things on odd answers
+                logger.warning("okta call %s failed: %s", operation, type(exc).__name__)
+                raise OktaError(f"the Okta call failed in the client ({type(exc).__name__})", code="client_error") from None
+        # Data calls answer (data, response, error); calls that answer `Success` may answer (response, error).
         data, resp, err = result if len(result) == 3 else (None, result[0], result[1])
-        request_id = _header(resp, "X-Okta-Request-Id") or (getattr(err, "headers", {}) or {}).get("X-Okta-Request-Id", "")
+        headers = _headers_of(resp, err)
+        request_id = _header(headers, "X-Okta-Request-Id")
         if request_id:
             info.request_ids.append(request_id)
         if err is None:
+            _note_rate_limit(operation, headers)
             return data, resp
-        status = getattr(err, "status", None) or (resp.get_status() if hasattr(resp, "get_status") else None)
-        headers = getattr(err, "headers", None) or {}
+        status = getattr(err, "status", None) or getattr(resp, "status", None)
         if status == 429:
-            reset = headers.get("X-Rate-Limit-Reset") or _header(resp, "X-Rate-Limit-Reset")
-            wait = max(0.0, float(reset) - time.time()) if reset else 1.0
-            if attempts <= 2 and wait <= RATE_LIMIT_MAX_WAIT_SECONDS:
+            wait = _rate_limit_wait(headers)
+            wait = 1.0 if wait is None else wait
+            if attempts <= settings.OKTA_RATE_LIMIT_MAX_RETRIES and wait <= max_wait:
+                metrics.okta_rate_limited(waited_seconds=wait)
                 info.rate_limit_wait_seconds += wait
                 await asyncio.sleep(wait)
+                _exhausted_until.pop(operation, None)
                 continue
-            raise OktaError(
-                f"rate limited by Okta, retry after {int(wait) + 1} s",
-                code="E0000047",
-                request_id=request_id,
-                status=429,
-            )
-        code = getattr(err, "error_code", "") or ""
-        summary = getattr(err, "error_summary", "") or str(getattr(err, "message", "")) or "Okta error"
-        if not code and status and status >= 500:
-            summary = f"Okta returned HTTP {status}"
-        raise OktaError(
-            f"{summary.strip()}" + (f" (errorCode {code})" if code else "") + (f" [request {request_id}]" if request_id else ""),
-            code=code,
-            request_id=request_id,
-            status=status,
-        )
+            raise _rate_limited(wait, request_id)
+        raise _error_from(err, resp, request_id)
+
+
+async def okta_call(method: str, *args: Any, info: OktaCallInfo | None = None, **kwargs: Any) -> tuple[Any, Any]:
+    """One typed okta SDK call, `client.<method>(*args, **kwargs)`, through `_call`. Returns
+    (data, response). Used for changes (lifecycle, memberships), where the typed API says exactly
+    what is done."""
+    client = okta_client()
+    return await _call(method, lambda: getattr(client, method)(*args, **kwargs), info)
+
+
+# Metric labels for reads: the okta SDK's operation names, so that a read counts the same whichever
+# way it is made.
+READ_OPERATIONS = {
+    "/api/v1/users": "list_users",
+    "/api/v1/users/{}": "get_user",
+    "/api/v1/users/{}/groups": "list_user_groups",
+    "/api/v1/users/{}/appLinks": "list_app_links",
+    "/api/v1/users/{}/factors": "list_factors",
+    "/api/v1/users/{}/roles": "list_assigned_roles_for_user",
+    "/api/v1/groups": "list_groups",
+    "/api/v1/groups/{}": "get_group",
+    "/api/v1/groups/{}/users": "list_group_users",
+    "/api/v1/groups/{}/apps": "list_assigned_applications_for_group",
+    "/api/v1/groups/rules": "list_group_rules",
+    "/api/v1/groups/rules/{}": "get_group_rule",
+    "/api/v1/apps": "list_applications",
+    "/api/v1/apps/{}": "get_application",
+    "/api/v1/apps/{}/users": "list_application_users",
+    "/api/v1/apps/{}/groups": "list_application_group_assignments",
+    "/api/v1/policies": "list_policies",
+    "/api/v1/policies/{}": "get_policy",
+    "/api/v1/policies/{}/rules": "list_policy_rules",
+    "/api/v1/policies/{}/rules/{}": "get_policy_rule",
+    "/api/v1/logs": "list_log_events",
+    "/api/v1/zones": "list_network_zones",
+    "/api/v1/zones/{}": "get_network_zone",
+    "/api/v1/authenticators": "list_authenticators",
+    "/api/v1/authenticators/{}": "get_authenticator",
+    "/api/v1/devices": "list_devices",
+    "/api/v1/devices/{}": "get_device",
+    "/api/v1/device-assurances": "list_device_assurance_policies",
+    "/api/v1/device-assurances/{}": "get_device_assurance_policy",
+    "/api/v1/idps": "list_identity_providers",
+    "/api/v1/idps/{}": "get_identity_provider",
+    "/api/v1/authorizationServers": "list_authorization_servers",
+    "/api/v1/authorizationServers/{}": "get_authorization_server",
+    "/api/v1/trustedOrigins": "list_trusted_origins",
+    "/api/v1/trustedOrigins/{}": "get_trusted_origin",
+}
+
+
+async def okta_read(
+    template: str, *ids: str, query: dict[str, Any] | None = None, info: OktaCallInfo | None = None
+) -> OktaResponse:
+    """One GET through the okta SDK's request executor (its auth, DPoP and HTTP client), through
+    `_call`. Reads take this path because the tools answer from Okta's JSON: the typed methods
+    would also build a model of every object, which costs more than the rest of a 200-user page.
+    `template` is an Okta path with {} for each id; ids are percent-encoded (and were validated
+    by the tool before: nothing here can change the path)."""
+    client = okta_client()
+    path = template.format(*(quote(str(i), safe="") for i in ids))
+    params = {k: v for k, v in (query or {}).items() if v is not None}
+    if params:
+        path += "?" + urlencode(params)
+
+    async def get() -> tuple[Any, Any, Any]:
+        executor = client.get_request_executor()
+        request, error = await executor.create_request("GET", path, None, {"Accept": "application/json"})
+        if error is not None:
+            return None, None, error
+        response, body, error = await executor.execute(request)
+        return body, response, error
+
+    body, response = await _call(READ_OPERATIONS.get(template, f"GET {template}"), get, info)
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        raise OktaError("Okta returned a body that is not JSON", code="bad_response") from None
+    request_id = _header(_headers_of(response), "X-Okta-Request-Id")
+    return OktaResponse(body=parsed, next_after=_next_after(response), request_id=request_id)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,10 @@ class ToolSpec:
     input_model: type[BaseModel]
     output_model: type[BaseModel]
     handler: Callable[[Any, Any], Awaitable[BaseModel]]
+    okta_scopes: tuple[str, ...] = ()
+    """The Okta OAuth scopes the tool's Okta calls need (what `okta_check` reports)."""
+    open_world: bool = True
+    """The tool talks to Okta (MCP openWorldHint); false for tools answered from our own data."""
 
     @property
     def required_scopes(self) -> frozenset[str]:
@@ -44,6 +48,8 @@ def register(
     output_model: type[BaseModel],
     destructive: bool = False,
     idempotent: bool = True,
+    okta_scopes: tuple[str, ...] = (),
+    open_world: bool = True,
 ) -> Callable[[Callable[[Any, Any], Awaitable[BaseModel]]], Callable[[Any, Any], Awaitable[BaseModel]]]:
     def decorator(fn: Callable[[Any, Any], Awaitable[BaseModel]]) -> Callable[[Any, Any], Awaitable[BaseModel]]:
         if name in REGISTRY:
@@ -61,6 +67,8 @@ def register(
             input_model=input_model,
             output_model=output_model,
             handler=fn,
+            okta_scopes=okta_scopes,
+            open_world=open_world,
         )
         return fn
 
