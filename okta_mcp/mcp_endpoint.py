@@ -3,18 +3,20 @@
 In order, before the SDK sees anything: Host (421) and Origin (403) against the configured public
 origin, the body size (413), a token in the query string (400), the bearer token (401), and for a
 `tools/call` of a write tool that the roles grant but the token's scopes do not cover, the
-step-up challenge (403 insufficient_scope). The principal and the policy decision are attached to
-the ASGI scope, where the SDK hands them to our handlers with the request."""
+step-up challenge (403 insufficient_scope), then a request whose id is malformed (400). The
+principal and the policy decision are attached to the ASGI scope, where the SDK hands them to our
+handlers with the request."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken as SdkAccessToken
@@ -23,7 +25,9 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from audit.services import RequestMeta
 from consent.tokens import Principal, Refusal, principal_for_token
+from okta_mcp import metrics
 from okta_mcp.mcp_server import SCOPE_ACCESS, SCOPE_META, SCOPE_PRINCIPAL, build_server
+from okta_mcp.observability import request_finished, request_id_from, request_id_reset, request_id_set
 from tools import services as tool_services
 from tools.registry import REGISTRY
 from tools.selectors import EffectiveAccess, tools_allowed_for
@@ -96,6 +100,7 @@ class McpEndpoint:
             app=build_server(),
             security_settings=self.security,
             max_request_body_size=settings.MCP_MAX_BODY_BYTES,
+            stateless=settings.MCP_LEGACY_SESSIONS == "stateless",
         )
         self._ready: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -118,6 +123,32 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        request_id = request_id_from(_header(scope, b"x-request-id"))
+        context = request_id_set(request_id)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_observed(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, send_observed, request_id)
+        finally:
+            request_id_reset(context)
+            request_finished(
+                endpoint="mcp",
+                method=scope.get("method", ""),
+                path=scope.get("path", ""),
+                status=status,
+                seconds=time.perf_counter() - started,
+                request_id=request_id,
+            )
+
+    async def _serve(self, scope: Scope, receive: Any, send: Any, request_id: str) -> None:
         host = _header(scope, b"host") or ""
         if host != settings.PUBLIC_HOST:
             await _plain(send, 421, "misdirected request: unknown Host")
@@ -129,6 +160,7 @@ class McpEndpoint:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         if "access_token" in query:
             # RFC 6750 §2.3 / MCP: tokens only in the Authorization header.
+            metrics.authorization_denied(stage="mcp", reason="token in query string")
             await _send(send, *_challenge(400, "invalid_request", "tokens are accepted only in the Authorization header", [settings.SCOPE_READ]))
             return
 
@@ -159,19 +191,33 @@ class McpEndpoint:
         meta = RequestMeta(
             source_ip=(scope.get("client") or ("", 0))[0] or "",
             user_agent=(_header(scope, b"user-agent") or "")[:512],
+            request_id=request_id,
         )
         if scheme.lower() != "bearer" or not raw_token.strip():
+            metrics.authorization_denied(stage="mcp", reason="no bearer token")
             await _send(send, *_challenge(401, "invalid_token", "a bearer token is required", [settings.SCOPE_READ]))
             return
-        tool_name = _called_tool(body)
-        principal, access = await sync_to_async(_decide)(raw_token.strip(), meta, tool_name)
+        message = _decoded(body)
+        tool_name = _called_tool(message)
+        # /mcp is outside Django's request cycle, so nothing else closes a connection the database
+        # dropped (restart, failover) or one past CONN_MAX_AGE: database_sync_to_async does, around
+        # the first database work of each request (the handlers' writes run on the same thread).
+        principal, access = await database_sync_to_async(_decide)(raw_token.strip(), meta, tool_name)
         if isinstance(principal, Refusal) or access is None:
             refusal = principal if isinstance(principal, Refusal) else Refusal(401, "invalid_token", "rejected")
+            metrics.authorization_denied(stage="mcp", reason=refusal.description)
             await _send(send, *_challenge(refusal.status, refusal.error, refusal.description, [settings.SCOPE_READ]))
             return
         if tool_name and access.needs_step_up(tool_name):
             needed = sorted(REGISTRY[tool_name].required_scopes | principal.scopes)
+            metrics.authorization_denied(stage="mcp", reason="insufficient scope")
             await _send(send, *_challenge(403, "insufficient_scope", f"{tool_name} needs {' '.join(needed)}", needed))
+            return
+
+        if _has_malformed_id(message):
+            error = {"code": -32600, "message": "Invalid Request: id must be a string or an integer"}
+            body_out = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+            await _send(send, 400, [(b"content-type", b"application/json")], body_out)
             return
 
         sdk_token = SdkAccessToken(
@@ -199,16 +245,48 @@ class McpEndpoint:
             return await receive()
 
         await self._ensure_started()
-        await self.manager.handle_request(scope, replay if scope["method"] == "POST" else receive, send)
+        await self.manager.handle_request(
+            scope, replay if scope["method"] == "POST" else receive, _flush_stream_headers(send)
+        )
 
 
-def _called_tool(body: bytes) -> str | None:
+def _flush_stream_headers(send: Any) -> Any:
+    """daphne writes the status and headers only with the first body bytes. An event stream's first
+    bytes may be a keep-alive ping 15 s away, and the SDK client holds its auth lock until the
+    headers of its standing GET stream arrive: every other request of a 2025-11-25 session would
+    wait that long. An empty body chunk right after the start puts the headers on the wire."""
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        await send(message)
+        if message["type"] == "http.response.start" and any(
+            key.lower() == b"content-type" and value.startswith(b"text/event-stream")
+            for key, value in message.get("headers", [])
+        ):
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
+
+    return wrapped
+
+
+def _decoded(body: bytes) -> Any:
     if not body:
         return None
     try:
-        message = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None  # the SDK answers malformed JSON-RPC with a parse error
+
+
+def _has_malformed_id(message: Any) -> bool:
+    """A request whose id is not a string or an integer (MCP forbids null) is owed an error. The
+    SDK's 2026-07-28 path answers one; its 2025-11-25 path reads such a request as a notification
+    and answers 202, and the client waits for a response that never comes."""
+    if not isinstance(message, dict) or "method" not in message or "id" not in message:
+        return False
+    request_id = message["id"]
+    return isinstance(request_id, bool) or not isinstance(request_id, (str, int))
+
+
+def _called_tool(message: Any) -> str | None:
     if isinstance(message, dict) and message.get("method") == "tools/call":
         params = message.get("params")
         if isinstance(params, dict) and isinstance(params.get("name"), str):

@@ -4,6 +4,7 @@ through tools.services and run the tool."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
@@ -13,10 +14,10 @@ import mcp_types as types
 from asgiref.sync import sync_to_async
 from mcp.server.caching import CacheHint
 from mcp.server.lowlevel import Server
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tools import services as tool_services
-from tools.context import ToolContext, ToolFailure
+from tools.context import ToolContext, ToolFailure, ToolNeedsInput
 from tools.okta import OktaError
 from tools.registry import REGISTRY, ToolSpec
 from tools.selectors import EffectiveAccess
@@ -26,19 +27,26 @@ SCOPE_ACCESS = "okta_mcp.access"
 SCOPE_META = "okta_mcp.meta"
 
 
+# Specs never change in a running process, and building the JSON schemas of every tool cost ~1 ms per
+# tool on each tools/list (measured: 54 ms for 45 tools).
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
 def tool_definition(spec: ToolSpec) -> types.Tool:
     return types.Tool(
         name=spec.name,
         title=spec.title,
         description=spec.purpose,
-        input_schema=spec.input_model.model_json_schema(),
-        output_schema=spec.output_model.model_json_schema(),
+        input_schema=_schema(spec.input_model),
+        output_schema=_schema(spec.output_model),
         annotations=types.ToolAnnotations(
             title=spec.title,
             read_only_hint=spec.access == "read",
             destructive_hint=spec.destructive,
             idempotent_hint=spec.idempotent,
-            open_world_hint=spec.name != "whoami",
+            open_world_hint=spec.open_world,
         ),
     )
 
@@ -59,7 +67,7 @@ async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
     return types.ListToolsResult(tools=[tool_definition(s) for s in specs], cache_scope="private", ttl_ms=0)
 
 
-async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult | types.InputRequiredResult:
     principal, access, meta = _request_state(ctx)
     name = params.name
     arguments = params.arguments or {}
@@ -92,11 +100,17 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
     outcome, error_code, message = "error", "internal", ""
     try:
         result = await spec.handler(tool_ctx, args)
-        outcome, error_code = "success", ""
+        outcome, error_code, message = tool_ctx.outcome, "", tool_ctx.note
+        structured = result.model_dump(mode="json")
+        # Compact separators keep json on its C encoder (indent would not): a 200-user page matters.
         return types.CallToolResult(
-            content=[types.TextContent(type="text", text=json.dumps(result.model_dump(mode="json"), indent=1))],
-            structured_content=result.model_dump(mode="json"),
+            content=[types.TextContent(type="text", text=json.dumps(structured, separators=(",", ":")))],
+            structured_content=structured,
         )
+    except ToolNeedsInput as exc:
+        # A destructive tool asking its user to confirm, on the 2026-07-28 wire (no back channel).
+        outcome, error_code, message = tool_ctx.outcome, "", tool_ctx.note
+        return exc.result
     except (ToolFailure, OktaError) as exc:
         error_code = getattr(exc, "code", "") or "tool_error"
         message = str(exc)
@@ -124,7 +138,7 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
 
 def _input_schema(name: str) -> dict[str, Any] | None:
     spec = REGISTRY.get(name)
-    return spec.input_model.model_json_schema() if spec else None
+    return _schema(spec.input_model) if spec else None
 
 
 def build_server() -> Server[Any]:

@@ -4,6 +4,7 @@ every variable. Required secrets have no default, so a missing one stops start-u
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -57,6 +58,14 @@ ALLOWED_HOSTS = [_public.hostname or ""] + [h for h in env.list("EXTRA_ALLOWED_H
 # Origins a browser-based MCP client may call /mcp from; requests without Origin (native clients) pass.
 MCP_ALLOWED_ORIGINS = [PUBLIC_URL] + [o for o in env.list("MCP_ALLOWED_ORIGINS", default=[]) if o]
 MCP_MAX_BODY_BYTES = env.int("MCP_MAX_BODY_BYTES", default=1024 * 1024)
+# Sessions of the 2025-11-25 protocol (Mcp-Session-Id) live in the memory of the process that opened
+# them. "memory" suits one process; with several replicas behind a load balancer use "stateless":
+# every legacy request is then served on its own, without a session id, by whichever replica gets it.
+# The 2026-07-28 protocol is stateless either way.
+MCP_LEGACY_SESSIONS = _optional("MCP_LEGACY_SESSIONS", "memory")
+if MCP_LEGACY_SESSIONS not in ("memory", "stateless"):
+    sys.stderr.write(f"okta-mcp: MCP_LEGACY_SESSIONS must be memory or stateless, got {MCP_LEGACY_SESSIONS!r}\n")
+    raise SystemExit(2)
 
 INSTALLED_APPS = [
     "daphne",
@@ -75,7 +84,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "okta_mcp.observability.RequestObservationMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from the app server itself (daphne serves none), so a single
+    # process needs no separate web server for them; a CDN or nginx in front may still cache them.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -135,6 +148,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+# Files are found in the installed apps directly, so the server works without a collectstatic step;
+# `manage.py collectstatic` into STATIC_ROOT still works for a proxy that serves them itself.
+WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = _optional("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 
 # --- Lifetimes (seconds) -------------------------------------------------------------------------
@@ -152,6 +168,9 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# DOT's W008 flags the "http" redirect scheme, which is allowed for loopback callbacks only (see
+# ALLOWED_REDIRECT_URI_SCHEMES below).
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 if _public.scheme == "https":
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -162,8 +181,11 @@ if _public.scheme == "https":
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        # Asking browsers to preload HSTS binds every subdomain for good: the operator's decision.
+        SILENCED_SYSTEM_CHECKS.append("security.W021")
     CSRF_TRUSTED_ORIGINS = [PUBLIC_URL]
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -177,6 +199,11 @@ OAUTH2_PROVIDER = {
     },
     "DEFAULT_SCOPES": [SCOPE_READ],
     "OAUTH2_VALIDATOR_CLASS": "consent.oauth_validator.OktaMCPValidator",
+    "OAUTH2_BACKEND_CLASS": "consent.oauth_validator.OktaMCPOAuthLibCore",
+    # Only the authorization-code and refresh grants exist. With oauthlib's full Server the password
+    # grant checked a local account's password before refusing the client, so /token answered
+    # differently for a right and a wrong break-glass admin password.
+    "OAUTH2_SERVER_CLASS": "oauthlib.oauth2.WebApplicationServer",
     "PKCE_REQUIRED": True,
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
     "ACCESS_TOKEN_EXPIRE_SECONDS": ACCESS_TOKEN_SECONDS,
@@ -186,6 +213,8 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "REQUEST_APPROVAL_PROMPT": "force",
     "ALLOW_LOCALHOST_LOOPBACK": True,
+    # http stays for native clients' loopback callbacks (RFC 8252 §7.3); every other http redirect is
+    # refused by consent.oauth_validator.redirect_uri_allowed, at registration and at /authorize.
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
@@ -204,9 +233,33 @@ OAUTH2_PROVIDER = {
     "OAUTH2_PROTECTED_RESOURCE_AUTHORIZATION_SERVERS": [ISSUER],
     "OAUTH2_PROTECTED_RESOURCE_BEARER_METHODS_SUPPORTED": ["header"],
     "OAUTH2_PROTECTED_RESOURCE_NAME": ORG_NAME,
-    "DCR_ENABLED": False,
-    "CIMD_ENABLED": False,
+    # Client onboarding (consent.clients): both off unless enabled, and a client that registers
+    # itself either way receives nothing until an administrator approves it (or, for a metadata
+    # document, its host is on the allowlist).
+    "CIMD_ENABLED": env.bool("CIMD_ENABLED", default=False),
+    "CIMD_ALLOWED_HOSTS": [h.strip() for h in env.list("CIMD_ALLOWED_HOSTS", default=[]) if h.strip()],
+    "CIMD_METADATA_FETCHER": "consent.cimd.MetadataFetcher",
+    "CIMD_REGISTRATION_PERMISSION_CLASSES": ("consent.cimd.AuthorizationRequestPermission",),
+    "DCR_ENABLED": env.bool("DCR_ENABLED", default=False),
+    # Open registration is safe only because registered clients wait for approval (consent.dcr).
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
+    # The registration access token only reads the registration (RFC 7592 GET); DOT's default
+    # lives until the year 9999.
+    "DCR_REGISTRATION_TOKEN_EXPIRE_SECONDS": 24 * 3600,
 }
+
+# Self-registered clients waiting longer than this, and rejected ones, are removed by clear_expired
+# (unless they were ever used); at most CLIENT_MAX_PENDING wait at once.
+CLIENT_PENDING_MAX_AGE_SECONDS = env.int("CLIENT_PENDING_MAX_AGE_SECONDS", default=7 * 24 * 3600)
+CLIENT_MAX_PENDING = env.int("CLIENT_MAX_PENDING", default=100)
+# Whom people should ask when a client awaits approval (shown on that page), e.g. an email address.
+CLIENT_APPROVAL_CONTACT = _optional("CLIENT_APPROVAL_CONTACT", "your security administrators")
+if "*" in OAUTH2_PROVIDER["CIMD_ALLOWED_HOSTS"]:
+    sys.stderr.write("okta-mcp: CIMD_ALLOWED_HOSTS must name hosts; \"*\" would approve every client\n")
+    raise SystemExit(2)
+# Admin messages can carry a client secret shown once: keep them in the server-side session, not in
+# a signed (readable) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # --- Login through Okta (mozilla-django-oidc) ---------------------------------------------------
 OKTA_ISSUER = _required("OKTA_ISSUER").rstrip("/")
@@ -239,6 +292,12 @@ OKTA_KEY_ID = env.str("OKTA_KEY_ID", default="")
 OKTA_API_SCOPES = env.list("OKTA_API_SCOPES", default=["okta.users.read", "okta.groups.read"])
 OKTA_REQUEST_TIMEOUT_SECONDS = env.int("OKTA_REQUEST_TIMEOUT_SECONDS", default=15)
 OKTA_MAX_CONCURRENT_REQUESTS = env.int("OKTA_MAX_CONCURRENT_REQUESTS", default=8)
+# A 429 waits until Okta's X-Rate-Limit-Reset, at most this long and this many times, then fails.
+OKTA_RATE_LIMIT_MAX_WAIT_SECONDS = env.float("OKTA_RATE_LIMIT_MAX_WAIT_SECONDS", default=10.0)
+OKTA_RATE_LIMIT_MAX_RETRIES = env.int("OKTA_RATE_LIMIT_MAX_RETRIES", default=2)
+# Destructive tools: how long a confirmation token (or an elicitation prompt) stays valid.
+TOOL_CONFIRMATION_SECONDS = env.int("TOOL_CONFIRMATION_SECONDS", default=300)
+TOOL_ELICITATION_TIMEOUT_SECONDS = env.int("TOOL_ELICITATION_TIMEOUT_SECONDS", default=120)
 if not OKTA_API_TOKEN and not (OKTA_SERVICE_CLIENT_ID and (OKTA_PRIVATE_KEY or OKTA_PRIVATE_KEY_FILE)):
     sys.stderr.write(
         "okta-mcp: required setting OKTA_API_TOKEN (or OKTA_SERVICE_CLIENT_ID with OKTA_PRIVATE_KEY) is not set\n"
@@ -246,21 +305,43 @@ if not OKTA_API_TOKEN and not (OKTA_SERVICE_CLIENT_ID and (OKTA_PRIVATE_KEY or O
     raise SystemExit(2)
 
 # --- Logging: JSON audit lines on their own logger; tokens are never logged -----------------------
+# json: one object per line with the request id (production); plain: for reading in a terminal.
+LOG_FORMAT = _optional("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "plain"):
+    sys.stderr.write(f"okta-mcp: LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}\n")
+    raise SystemExit(2)
+
+# --- Metrics (/metrics, Prometheus) ---------------------------------------------------------------
+# Readable from these networks when the scraper connects directly (not through the proxy), or from
+# anywhere with the bearer secret. An empty list and no secret turns /metrics off.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+try:
+    METRICS_NETWORKS = [ipaddress.ip_network(c.strip(), strict=False) for c in METRICS_ALLOWED_NETWORKS if c.strip()]
+except ValueError as exc:
+    sys.stderr.write(f"okta-mcp: METRICS_ALLOWED_NETWORKS holds an invalid network: {exc}\n")
+    raise SystemExit(2) from None
+if METRICS_BEARER_TOKEN and len(METRICS_BEARER_TOKEN) < 32:
+    sys.stderr.write("okta-mcp: METRICS_BEARER_TOKEN must be at least 32 characters\n")
+    raise SystemExit(2)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "okta_mcp.observability.JsonFormatter"},
         "raw": {"format": "%(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
         "audit": {"class": "logging.StreamHandler", "formatter": "raw", "stream": "ext://sys.stdout"},
     },
     "loggers": {
         "okta_mcp.audit": {"handlers": ["audit"], "level": "INFO", "propagate": False},
-        "django": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="WARNING")},
-        "okta_mcp": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+        # These propagate to the root's console handler (a handler of their own printed every line twice).
+        "django": {"level": env.str("DJANGO_LOG_LEVEL", default="WARNING")},
+        "okta_mcp": {"level": env.str("LOG_LEVEL", default="INFO")},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
 }

@@ -4,6 +4,7 @@ client doing the whole OAuth flow against the server under test."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,10 +62,10 @@ class Browser:
     approves or denies our consent page. Keeps cookies, so a second authorization reuses the
     login session like a real browser."""
 
-    def __init__(self, user: str = "alice", approve: bool = True) -> None:
+    def __init__(self, user: str = "alice", approve: bool = True, verify: ssl.SSLContext | bool = True) -> None:
         self.login, self.password = USERS[user]
         self.approve = approve
-        self.http = httpx.Client(follow_redirects=False, timeout=30)
+        self.http = httpx.Client(follow_redirects=False, timeout=30, verify=verify)
         self.pages: list[str] = []
         self.consent_pages: list[str] = []
 
@@ -154,6 +155,7 @@ async def mcp_connection(
     *,
     mode: str = "legacy",
     scope: str = "mcp.read",
+    verify: ssl.SSLContext | bool = True,
 ) -> AsyncIterator[Connection]:
     """The official MCP SDK client, discovering everything from the server's 401 and doing the
     authorization-code flow with PKCE; `browser` plays the user when the SDK opens the login URL."""
@@ -185,7 +187,7 @@ async def mcp_connection(
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
     )
-    async with httpx.AsyncClient(auth=provider, timeout=30) as http:
+    async with httpx.AsyncClient(auth=provider, timeout=30, verify=verify) as http:
         transport = streamable_http_client(server_url + "/mcp", http_client=http)
         async with Client(transport, mode=mode, cache=None) as client:  # type: ignore[arg-type]
             yield Connection(client=client, provider=provider, storage=storage, authorizations=authorizations)

@@ -1,0 +1,86 @@
+"""The baseline of the benchmark: the MCP SDK's low-level server with the same tools, and nothing
+else: no token check, no policy, no audit, no Django. Served by daphne like the real thing:
+
+    BARE_TOOLS=var/bench/tools.json python -m daphne -p 8100 bench.bare_server:application
+
+BARE_TOOLS is a JSON file written by bench/run.py from the real server's answers: {"tools": [the
+tools/list result for the benchmark user], "whoami": the structured result of whoami}. tools/list
+returns exactly those tools and tools/call whoami that result, so both servers send the same bytes.
+BARE_LEGACY_SESSIONS=stateless mirrors MCP_LEGACY_SESSIONS."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+from mcp.server.caching import CacheHint
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+_data = json.loads(Path(os.environ["BARE_TOOLS"]).read_text())
+TOOLS = [types.Tool.model_validate(t) for t in _data["tools"]]
+SCHEMAS = {t.name: t.input_schema for t in TOOLS}
+WHOAMI: dict[str, Any] = _data["whoami"]
+
+
+async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+    return types.ListToolsResult(tools=TOOLS, cache_scope="private", ttl_ms=0)
+
+
+async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+    if params.name != "whoami":
+        return types.CallToolResult(content=[types.TextContent(type="text", text=f"Unknown tool: {params.name}")], is_error=True)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(WHOAMI, indent=1))], structured_content=WHOAMI
+    )
+
+
+def build_server() -> Server[Any]:
+    return Server(
+        "okta-mcp-bare",
+        version="0.1.0",
+        cache_hints={"tools/list": CacheHint(ttl_ms=0, scope="private")},
+        get_tool_input_schema=SCHEMAS.get,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+class BareApp:
+    """The session manager started lazily by the first request (daphne sends no lifespan events),
+    exactly as okta_mcp.mcp_endpoint does."""
+
+    def __init__(self) -> None:
+        self.manager = StreamableHTTPSessionManager(
+            app=build_server(), stateless=os.environ.get("BARE_LEGACY_SESSIONS", "memory") == "stateless"
+        )
+        self._ready: asyncio.Event | None = None
+
+    async def _ensure_started(self) -> None:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+
+            async def run() -> None:
+                async with self.manager.run():
+                    assert self._ready is not None
+                    self._ready.set()
+                    await asyncio.Event().wait()
+
+            self._task = asyncio.create_task(run())
+        await self._ready.wait()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await self._ensure_started()
+        await self.manager.handle_request(scope, receive, send)
+
+
+application = BareApp()
+gc.collect()
+gc.freeze()
