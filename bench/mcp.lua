@@ -94,7 +94,11 @@ function response(status, headers, body)
   if status ~= 200 or not body:find('"result"', 1, true) or body:find('"isError":true', 1, true) then
     errors = errors + 1
     if errors == 1 then
-      local h = "" for k, v in pairs(headers) do h = h .. k .. "=" .. v .. "; " end io.stderr:write("first bad response: " .. status .. " [" .. h .. "] len=" .. #body .. " " .. body:sub(1, 300) .. "\n")
+      local h = ""
+      for k, v in pairs(headers) do
+        h = h .. k .. "=" .. v .. "; "
+      end
+      io.stderr:write("first bad response: " .. status .. " [" .. h .. "] len=" .. #body .. " " .. body:sub(1, 300) .. "\n")
     end
   end
 end

@@ -105,15 +105,24 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], headers: dict[str, str] |
     raise RuntimeError(f"{url} not ready")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    found = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
+        found[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    return found
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two snapshots by the processes alive at both."""
+    return sum(after[pid] - before[pid] for pid in after if pid in before)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(cpu_by_pid(pids).values())
 
 
 def children_of(ppid: int) -> list[int]:
@@ -271,7 +280,7 @@ def run_wrk(
     cmd = ["wrk", "-t", str(n), "-c", str(n), "-d", f"{duration}s", "--timeout", "10s", "-s", str(ROOT / "bench" / "mcp.lua"), url]
     sampler = LockSampler(dsn)
     watch = {**watch, "postgres": children_of(postmaster)}
-    before = {k: cpu_seconds(v) for k, v in watch.items()}
+    before = {k: cpu_by_pid(v) for k, v in watch.items()}
     load_before = os.getloadavg()[0]
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler.start()
@@ -281,7 +290,7 @@ def run_wrk(
     sampler.stop_event.set()
     sampler.join()
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after = {k: cpu_seconds(v) for k, v in watch.items()}
+    after = {k: cpu_by_pid(v) for k, v in watch.items()}
     match = re.search(r"BENCH_RESULT (.*)", proc.stdout)
     if proc.returncode != 0 or not match:
         raise RuntimeError(f"wrk failed: {proc.stdout}\n{proc.stderr}")
@@ -300,7 +309,7 @@ def run_wrk(
         "p99_ms": round(fields["p99_us"] / 1000, 2),
         "mean_ms": round(fields["mean_us"] / 1000, 2),
         # CPU used during the run, in cores (1.0 = one core busy all the time).
-        "cpu_cores": {k: round((after[k] - before[k]) / elapsed, 2) for k in watch},
+        "cpu_cores": {k: round(cpu_used(before[k], after[k]) / elapsed, 2) for k in watch},
         "cpu_cores_wrk": round(
             (children_after.ru_utime + children_after.ru_stime - children_before.ru_utime - children_before.ru_stime) / elapsed, 2
         ),
