@@ -10,6 +10,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.deploy.conftest import require
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -24,8 +26,10 @@ def _probe(server_url: str) -> httpx.Response:
 
 
 def test_mcp_recovers_after_the_database_drops_its_connections(server_url: str) -> None:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("needs PostgreSQL (make test-pg)")
+    require(
+        settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql",
+        "needs PostgreSQL: run with DATABASE_URL=postgres://... (make test-pg)",
+    )
     assert _probe(server_url).status_code == 401
 
     with connection.cursor() as cursor:
