@@ -328,38 +328,6 @@ def _field_value(application: Application, name: str) -> Any:
     return value if isinstance(value, (str, int, bool, type(None))) else str(value)
 
 
-def client_register_static(*, application: Application, actor: Any, meta: RequestMeta) -> str | None:
-    """An administrator's new client (the admin add form). A confidential client gets a generated
-    secret, returned here in clear for the one time it is shown; only its hash is stored."""
-    from oauth2_provider.generators import generate_client_secret
-
-    secret = generate_client_secret() if application.client_type == Application.CLIENT_CONFIDENTIAL else None
-    application.client_secret = secret or ""
-    # Only a secret is hashed; a public client has none (DOT would store a hash of "").
-    application.hash_client_secret = secret is not None
-    with transaction.atomic():
-        application.full_clean(exclude=["user"])
-        application.save()
-        approval = ClientApproval.objects.create(
-            application=application,
-            source=Source.STATIC,
-            status=Status.APPROVED,
-            decided_by=actor,
-            decided_at=timezone.now(),
-            redirect_uris=" ".join(_uris(application.redirect_uris)),
-        )
-        _record(
-            event_type=EventType.CLIENT_REGISTERED,
-            approval=approval,
-            actor=actor,
-            meta=meta,
-            reason="registered by an administrator",
-            fields={f: _field_value(application, f) for f in _AUDITED_FIELDS},
-            confidential=secret is not None,
-        )
-    return secret
-
-
 def client_update(*, application: Application, actor: Any, meta: RequestMeta) -> list[str]:
     """An administrator's change to a client (the admin change form). Returns the changed fields."""
     with transaction.atomic():

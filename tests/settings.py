@@ -2,9 +2,12 @@
 suite starts on loopback. Ports are chosen once and passed to the servers through the environment,
 so the daphne process under test reads exactly the same configuration as the test process."""
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
+from pathlib import Path
 
 
 def _free_port() -> int:
@@ -27,7 +30,14 @@ os.environ.setdefault("OKTA_ORG_URL", f"http://127.0.0.1:{OKTA_API_PORT}")
 os.environ.setdefault("OKTA_GROUPS_CACHE_SECONDS", "0")
 os.environ.setdefault("OKTA_REQUEST_TIMEOUT_SECONDS", "5")
 if "OKTA_MCP_TEST_DB" not in os.environ:
-    os.environ["OKTA_MCP_TEST_DB"] = os.path.join(tempfile.mkdtemp(prefix="okta-mcp-test-"), "test.sqlite3")
+    # One directory per run, made by the process that runs the tests (the servers under test inherit
+    # the path) and removed when it exits. Under test-artifacts/ (git-ignored), not /tmp: a run
+    # killed before it could clean up leaves its database in the project, where `make clean` finds it.
+    _RUN_PARENT = Path(__file__).resolve().parents[1] / "test-artifacts" / "tmp"
+    _RUN_PARENT.mkdir(parents=True, exist_ok=True)
+    _RUN_DIR = tempfile.mkdtemp(prefix="okta-mcp-test-", dir=_RUN_PARENT)
+    atexit.register(shutil.rmtree, _RUN_DIR, ignore_errors=True)
+    os.environ["OKTA_MCP_TEST_DB"] = os.path.join(_RUN_DIR, "test.sqlite3")
 os.environ.setdefault("DATABASE_URL", "sqlite:///" + os.environ["OKTA_MCP_TEST_DB"].replace("test.sqlite3", "unused.sqlite3"))
 
 from okta_mcp.settings import *  # noqa: E402,F403

@@ -1,6 +1,6 @@
 """Policy admin: roles, the Okta groups they are granted to, and the tools they grant. Every write
 goes through tools.services, which records who changed what; the effective-access view asks the
-policy function."""
+policy function. Confirmations of destructive tool calls are shown read-only."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from audit.services import RequestMeta
 from tools import services, views
 from tools.forms import GroupMappingForm, RoleForm
-from tools.models import GroupMapping, Role
+from tools.models import GroupMapping, Role, ToolConfirmation
 from tools.registry import REGISTRY
 from tools.selectors import role_unknown_tools, stored_tool_names
 
@@ -158,3 +160,64 @@ class RoleAdmin(admin.ModelAdmin):
             services.group_mapping_delete(mapping=mapping, actor=request.user, meta=meta)
         for mapping in instances:
             services.group_mapping_save(mapping=mapping, actor=request.user, meta=meta)
+
+
+class ConfirmationStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("pending", "Pending"), ("used", "Used"), ("expired", "Expired unused")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ToolConfirmation]) -> QuerySet[ToolConfirmation]:
+        now = timezone.now()
+        if self.value() == "pending":
+            return queryset.filter(used_at__isnull=True, expires_at__gt=now)
+        if self.value() == "used":
+            return queryset.filter(used_at__isnull=False)
+        if self.value() == "expired":
+            return queryset.filter(used_at__isnull=True, expires_at__lte=now)
+        return queryset
+
+
+@admin.register(ToolConfirmation)
+class ToolConfirmationAdmin(admin.ModelAdmin):
+    """Read-only for everyone, superusers included: a confirmation is issued and redeemed only by
+    tools.confirmations, on behalf of the user it is bound to. An admin that could add or edit one
+    could confirm a destructive call for someone else (or mark a pending one used); deleting one
+    would hide that it was asked for. The token itself is never stored; its SHA-256 (the lookup key)
+    and the digest of the arguments are neither shown nor searchable. Rows are removed an hour after
+    they expire, by the service that issues new ones."""
+
+    list_display = ("created", "user", "client_id", "tool", "summary_line", "expires_at", "used_at", "status")
+    list_filter = (
+        ConfirmationStatusFilter,
+        "tool",
+        ("user", admin.RelatedOnlyFieldListFilter),
+        "client_id",
+        "created",
+    )
+    search_fields = ("user__okta_login", "tool")
+    list_select_related = ("user",)
+    date_hierarchy = "created"
+    fields = ("user", "client_id", "tool", "summary", "created", "expires_at", "used_at", "status")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="summary")
+    def summary_line(self, obj: ToolConfirmation) -> str:
+        return Truncator(obj.summary).chars(120)
+
+    @admin.display(description="status")
+    def status(self, obj: ToolConfirmation) -> str:
+        if obj.used_at is not None:
+            return "used"
+        return "pending" if obj.expires_at > timezone.now() else "expired unused"

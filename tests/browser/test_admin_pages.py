@@ -86,7 +86,8 @@ def test_admin_registers_a_client(server_url: str, superuser: Any, page: Any) ->
     page.fill("#id_name", "Claude Desktop")
     page.fill("#id_redirect_uris", "http://127.0.0.1:6274/oauth/callback")
     _choose(page, "client_type", "public")
-    _choose(page, "authorization_grant_type", "authorization-code")
+    # Only what consent.services.client_register takes: the grant type and consent screen are its own.
+    assert page.locator("[name=authorization_grant_type], [name=skip_authorization]").count() == 0
     screenshot(page, "admin-client-add")
     page.click("input[name=_save]")
     page.wait_for_url(f"{server_url}/admin/oauth2_provider/application/")

@@ -1,6 +1,8 @@
 """The client admin: the "how to connect" panel, a confidential client's secret shown exactly once,
-writes audited through consent.clients, the allowlist admin, and what is not possible (deleting a
-client, typing a secret, editing what a metadata document decides)."""
+a new client registered by consent.services.client_register (the admin writes exactly what the
+service writes, and shows its refusals on the form), changes audited through consent.clients, the
+allowlist admin, and what is not possible (deleting a client, typing a secret, editing what a
+metadata document decides)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.hashers import check_password
 from django.test import Client
 from oauth2_provider.models import Application
 
 from audit.models import AuditEvent, EventType
 from audit.services import RequestMeta
-from consent import clients
+from consent import clients, services
 from consent.models import AllowedClientHost, ClientApproval
 from tests.clients import LOOPBACK_REDIRECT
 
@@ -99,16 +102,108 @@ def test_confidential_secret_is_shown_once(admin_http: Client) -> None:
         assert secret not in admin_http.get(page).content.decode()
     assert secret not in json.dumps(list(AuditEvent.objects.values("details", "reason")))
     registered = AuditEvent.objects.get(event_type=EventType.CLIENT_REGISTERED, client_id="acme-agent")
-    assert registered.actor_login == "secadmin" and registered.details["confidential"] is True
-    assert registered.details["fields"]["redirect_uris"] == "https://agent.acme.example/callback"
-    approval = ClientApproval.objects.get(application=app)
-    assert (approval.status, approval.source, approval.decided_by.username) == ("approved", "static", "secadmin")
+    assert registered.actor_login == "secadmin" and registered.details == {
+        "name": "Acme agent",
+        "redirect_uris": ["https://agent.acme.example/callback"],
+        "confidential": True,
+    }
+    # A static registration: approved by being created, no decision row to wait on.
+    assert not ClientApproval.objects.filter(application=app).exists()
+    assert clients.client_standing(app).status == "approved"
 
 
 def test_public_client_gets_no_secret(admin_http: Client) -> None:
     html = _add(admin_http, "public").content.decode()
     assert 'id="client-secret-once"' not in html
-    assert Application.objects.get(client_id="acme-agent").client_secret == ""
+    app = Application.objects.get(client_id="acme-agent")
+    assert app.client_type == Application.CLIENT_PUBLIC
+    assert AuditEvent.objects.get(event_type=EventType.CLIENT_REGISTERED).details["confidential"] is False
+
+
+def _rows() -> dict[str, int]:
+    return {
+        "clients": Application.objects.count(),
+        "audit": AuditEvent.objects.count(),
+        "approvals": ClientApproval.objects.count(),
+        "admin_log": LogEntry.objects.count(),
+    }
+
+
+def _stored(client_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A client's row and its client.registered audit row, minus what differs between any two
+    registrations (keys, times, the request that made it)."""
+    app = Application.objects.filter(client_id=client_id).values().get()
+    for key in ("id", "client_id", "client_secret", "created", "updated"):
+        app.pop(key)
+    row = AuditEvent.objects.filter(event_type=EventType.CLIENT_REGISTERED, client_id=client_id).values().get()
+    assert row["target"] == f"client:{client_id}"
+    kept = ("event_type", "actor_user_id", "actor_login", "decision", "reason", "outcome", "error_code", "details")
+    return app, {key: row[key] for key in kept}
+
+
+def test_add_form_asks_only_what_the_service_takes(admin_http: Client) -> None:
+    form = admin_http.get(CHANGELIST + "add/").context["adminform"].form
+    assert list(form.fields) == ["client_id", "name", "client_type", "redirect_uris"]
+
+
+@pytest.mark.parametrize("client_type", ["public", "confidential"])
+def test_admin_add_writes_exactly_what_the_service_writes(
+    admin_http: Client, security_admin: Any, client_type: str
+) -> None:
+    before = _rows()
+    # Fields the add form does not have are ignored, whatever is posted: the service decides them.
+    response = _add(
+        admin_http,
+        client_type,
+        redirect_uris=f"https://agent.acme.example/callback\r\n{LOOPBACK_REDIRECT}",
+        skip_authorization="on",
+        authorization_grant_type="client-credentials",
+        algorithm="HS256",
+    )
+    assert response.redirect_chain and response.redirect_chain[-1][0] == CHANGELIST
+    # One client and its client.registered row; the admin's own history entry; nothing else.
+    assert _rows() == {**before, "clients": before["clients"] + 1, "audit": before["audit"] + 1,
+                       "admin_log": before["admin_log"] + 1}  # fmt: skip
+
+    _, direct_secret = services.client_register(
+        name="Acme agent",
+        client_id="acme-agent-direct",
+        redirect_uris=["https://agent.acme.example/callback", LOOPBACK_REDIRECT],
+        confidential=client_type == "confidential",
+        actor=security_admin,
+        meta=RequestMeta(),
+    )
+    assert _stored("acme-agent") == _stored("acme-agent-direct")
+    admin_app = Application.objects.get(client_id="acme-agent")
+    assert not admin_app.skip_authorization and admin_app.authorization_grant_type == "authorization-code"
+    assert admin_app.redirect_uris == f"https://agent.acme.example/callback {LOOPBACK_REDIRECT}"
+    if client_type == "confidential":
+        shown = re.search(r'<code id="client-secret-once">([^<]+)</code>', response.content.decode()).group(1)
+        assert check_password(shown, admin_app.client_secret)
+        assert check_password(direct_secret, Application.objects.get(client_id="acme-agent-direct").client_secret)
+    else:
+        assert direct_secret is None and 'id="client-secret-once"' not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "redirect_uris",
+    [
+        "http://agent.acme.example/callback",  # plain http to a real host
+        f"{LOOPBACK_REDIRECT} http://127.0.0.1.nip.io/callback",  # one bad among good ones
+    ],
+)
+def test_unsafe_redirect_is_the_services_form_error_and_changes_nothing(
+    admin_http: Client, public_client: Application, redirect_uris: str
+) -> None:
+    before = _rows()
+    response = _add(admin_http, "confidential", redirect_uris=redirect_uris)
+    assert response.status_code == 200 and not response.redirect_chain
+    errors = response.context["adminform"].form.non_field_errors()
+    assert errors == [f"redirect URIs must be https or loopback http: {redirect_uris.split()[-1]}"]
+    assert errors[0] in unescape(response.content.decode())
+    assert 'id="client-secret-once"' not in response.content.decode()
+    assert not Application.objects.filter(client_id="acme-agent").exists()
+    assert _rows() == before
 
 
 def test_changes_are_audited(admin_http: Client, public_client: Application) -> None:
@@ -122,14 +217,6 @@ def test_changes_are_audited(admin_http: Client, public_client: Application) -> 
     changed = AuditEvent.objects.get(event_type=EventType.CLIENT_CHANGED, client_id=public_client.client_id)
     assert changed.details["changes"]["name"] == {"from": "Test MCP client", "to": "Renamed client"}
     assert set(changed.details["changes"]) == {"name", "redirect_uris"}
-
-
-def test_unsafe_redirect_still_refused_and_nothing_changes(admin_http: Client, public_client: Application) -> None:
-    before = AuditEvent.objects.count()
-    response = _add(admin_http, "public", redirect_uris="http://agent.acme.example/callback")
-    assert response.context["adminform"].form.errors.get("redirect_uris")
-    assert not Application.objects.filter(client_id="acme-agent").exists()
-    assert AuditEvent.objects.count() == before
 
 
 def test_clients_are_rejected_not_deleted(admin_http: Client, public_client: Application) -> None:

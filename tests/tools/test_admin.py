@@ -4,13 +4,14 @@ who made it; bad input is refused and changes nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
 
 from audit.models import AuditEvent
 from tests.tools.conftest import MODEL_BACKEND, admin_form_data
-from tools.models import GroupMapping, Role
+from tools.models import GroupMapping, Role, ToolConfirmation
 from tools.registry import REGISTRY
 from tools.selectors import tools_allowed_for
 
@@ -341,3 +342,126 @@ def test_seeding_the_demo_twice_changes_and_records_nothing_the_second_time(db) 
     policy_seed_demo()
     assert snapshot() == before
     assert {r.name: set(r.tools) for r in Role.objects.all()}["admin"] == set(REGISTRY)
+
+
+# Confirmations of destructive tool calls: security data, shown read-only, the token never.
+
+CONFIRMATIONS = "/admin/tools/toolconfirmation/"
+
+
+def _principal(user, client_id: str = "vscode"):
+    from django.utils import timezone
+
+    from consent.tokens import Principal
+
+    now = timezone.now()
+    return Principal(
+        user_id=user.pk, okta_sub=user.okta_sub, login=user.okta_login, client_id=client_id, client_name=client_id,
+        scopes=frozenset({"mcp.read", "mcp.write"}), token_expires=now, consent_id=1, consent_expires=now,
+        groups=(), group_ids=(),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def confirmations(make_user, settings) -> dict:
+    """One pending, one used and one expired confirmation, issued and redeemed by the real service;
+    the raw tokens are kept to prove they never reach the admin."""
+    from tools.confirmations import confirmation_issue, confirmation_redeem
+
+    alice = make_user("alice@acme.example", ["Identity Admins"])
+    bob = make_user("bob@acme.example", ["Helpdesk"])
+    args = {"user_id": "00u1carol00000000001"}
+    pending = confirmation_issue(
+        principal=_principal(alice), tool="suspend_user", arguments=args, summary="Suspend carol"
+    )
+    used = confirmation_issue(
+        principal=_principal(bob), tool="deactivate_user", arguments=args, summary="Deactivate carol"
+    )
+    confirmation_redeem(principal=_principal(bob), tool="deactivate_user", arguments=args, token=used.token)
+    settings.TOOL_CONFIRMATION_SECONDS = -1
+    expired = confirmation_issue(
+        principal=_principal(alice, "claude"), tool="clear_user_sessions", arguments=args, summary="Sign carol out"
+    )
+    tokens = {"pending": pending.token, "used": used.token, "expired": expired.token}
+    rows = {
+        name: ToolConfirmation.objects.get(token_hash=hashlib.sha256(token.encode()).hexdigest())
+        for name, token in tokens.items()
+    }
+    return {"tokens": tokens, "rows": rows}
+
+
+def _confirmation_rows() -> list[tuple]:
+    return list(ToolConfirmation.objects.order_by("pk").values_list())
+
+
+def _listed(client, query: str = "") -> set[int]:
+    response = client.get(CONFIRMATIONS + query)
+    assert response.status_code == 200, query
+    return {row.pk for row in response.context["cl"].result_list}
+
+
+def test_confirmations_are_listed_with_who_tool_and_status_never_the_token(admin_client, confirmations) -> None:
+    rows = confirmations["rows"]
+    page = admin_client.get(CONFIRMATIONS).content.decode()
+    for login, tool in (("alice@acme.example", "suspend_user"), ("bob@acme.example", "deactivate_user")):
+        assert login in page and tool in page
+    assert "Sign carol out" in page and "expired unused" in page and ">used<" in page and ">pending<" in page
+    assert 'id="changelist-filter"' in page and 'id="searchbar"' in page
+
+    detail = admin_client.get(f"{CONFIRMATIONS}{rows['pending'].pk}/change/")
+    assert detail.status_code == 200 and "Suspend carol" in detail.content.decode()
+    for response in (page, detail.content.decode()):
+        for name, token in confirmations["tokens"].items():
+            assert token not in response
+            assert rows[name].token_hash not in response and rows[name].arguments_hash not in response
+
+
+def test_confirmations_filter_by_status_tool_and_user_and_search_by_login_or_tool(admin_client, confirmations) -> None:
+    rows = {name: row.pk for name, row in confirmations["rows"].items()}
+    alice = confirmations["rows"]["pending"].user
+
+    assert _listed(admin_client) == set(rows.values())
+    assert _listed(admin_client, "?status=pending") == {rows["pending"]}
+    assert _listed(admin_client, "?status=used") == {rows["used"]}
+    assert _listed(admin_client, "?status=expired") == {rows["expired"]}
+    assert _listed(admin_client, "?tool=deactivate_user") == {rows["used"]}
+    assert _listed(admin_client, f"?user__id__exact={alice.pk}") == {rows["pending"], rows["expired"]}
+    assert _listed(admin_client, "?client_id=claude") == {rows["expired"]}
+    assert _listed(admin_client, "?q=bob@acme") == {rows["used"]}
+    assert _listed(admin_client, "?q=suspend_user") == {rows["pending"]}
+    # Neither the token nor its digest finds anything: the admin is no oracle for them.
+    for name, token in confirmations["tokens"].items():
+        assert _listed(admin_client, f"?q={token}") == set()
+        assert _listed(admin_client, f"?q={confirmations['rows'][name].token_hash}") == set()
+
+
+def test_confirmations_cannot_be_added_changed_or_deleted_even_by_a_superuser(admin_client, confirmations) -> None:
+    row = confirmations["rows"]["pending"]
+    before = _confirmation_rows()
+
+    assert admin_client.get(CONFIRMATIONS + "add/").status_code == 403
+    assert admin_client.post(CONFIRMATIONS + "add/", {"tool": "suspend_user", "user": row.user_id}).status_code == 403
+    assert admin_client.post(f"{CONFIRMATIONS}{row.pk}/change/", {"used_at_0": "2030-01-01"}).status_code == 403
+    assert admin_client.get(f"{CONFIRMATIONS}{row.pk}/delete/").status_code == 403
+    assert admin_client.post(f"{CONFIRMATIONS}{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.get(CONFIRMATIONS).context["action_form"] is None  # no actions, "delete selected" included
+    bulk = {"action": "delete_selected", "_selected_action": [str(row.pk)], "post": "yes"}
+    assert admin_client.post(CONFIRMATIONS, bulk).status_code in (200, 302)
+    detail = admin_client.get(f"{CONFIRMATIONS}{row.pk}/change/").content.decode()
+    assert 'name="_save"' not in detail
+    assert not re.search(r'<(input|select|textarea)[^>]* name="(?!csrfmiddlewaretoken)', detail)
+
+    assert _confirmation_rows() == before
+
+
+def test_staff_see_confirmations_only_with_the_view_permission(client, make_user, confirmations) -> None:
+    from django.contrib.auth.models import Permission
+
+    staff = make_user("helpdesk-lead@acme.example", ["Helpdesk"], is_staff=True)
+    client.force_login(staff, backend=MODEL_BACKEND)
+    assert client.get(CONFIRMATIONS).status_code == 403
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_toolconfirmation"))
+    client.force_login(staff, backend=MODEL_BACKEND)
+    assert _listed(client) == {row.pk for row in confirmations["rows"].values()}
+    assert client.post(f"{CONFIRMATIONS}{confirmations['rows']['pending'].pk}/change/", {}).status_code == 403
