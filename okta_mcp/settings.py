@@ -290,6 +290,8 @@ OKTA_PRIVATE_KEY = env.str("OKTA_PRIVATE_KEY", default="")
 OKTA_PRIVATE_KEY_FILE = env.str("OKTA_PRIVATE_KEY_FILE", default="")
 OKTA_KEY_ID = env.str("OKTA_KEY_ID", default="")
 OKTA_API_SCOPES = env.list("OKTA_API_SCOPES", default=["okta.users.read", "okta.groups.read"])
+# Service app only: DPoP-bound access tokens (RFC 9449), for a service app that requires them.
+OKTA_DPOP = env.bool("OKTA_DPOP", default=False)
 OKTA_REQUEST_TIMEOUT_SECONDS = env.int("OKTA_REQUEST_TIMEOUT_SECONDS", default=15)
 OKTA_MAX_CONCURRENT_REQUESTS = env.int("OKTA_MAX_CONCURRENT_REQUESTS", default=8)
 # A 429 waits until Okta's X-Rate-Limit-Reset, at most this long and this many times, then fails.

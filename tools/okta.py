@@ -1,7 +1,12 @@
 """The one Okta Management API client of this process, and the one wrapper every Okta call goes
 through. The okta SDK is imported lazily (it costs seconds and ~100 MB) and configured only from our
-settings: every key it would otherwise take from a stray okta.yaml or OKTA_CLIENT_* variable is set
-explicitly here. Calls use the server's own Okta credential; AI-client tokens never reach Okta.
+settings: its own loader, which would read OKTA_CLIENT_* variables and okta.yaml files, is limited
+to its defaults, so nothing outside our settings can change the client (any such source present is
+named in a warning, as ignored). Calls use the server's own Okta credential; AI-client tokens never
+reach Okta.
+
+Each event loop keeps one HTTP session with keep-alive connections to Okta (the SDK alone opens a
+connection, and against Okta a TLS handshake, per request).
 
 `okta_call` adds what the SDK lacks: a timeout on every call, a per-process bound on concurrent
 calls, Okta's rate-limit headers honoured (a 429 waits until the reset, bounded, then retries),
@@ -18,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,11 @@ logger = logging.getLogger("okta_mcp.okta")
 
 _client: Any = None
 _client_lock = threading.Lock()
-_semaphores: dict[int, asyncio.Semaphore] = {}
+_loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+_loops_lock = threading.Lock()
+# Idle connections to Okta are dropped after this, before an intermediary is likely to drop them
+# (a request on a connection the far end has closed fails, and aiohttp retries only idempotent ones).
+KEEPALIVE_SECONDS = 15.0
 # Rate-limit buckets that Okta reported exhausted (X-Rate-Limit-Remaining: 0): operation -> reset epoch.
 _exhausted_until: dict[str, float] = {}
 
@@ -74,21 +83,103 @@ class OktaCallInfo:
     calls: int = 0
 
 
+@dataclass
+class _LoopState:
+    """What Okta calls share within one event loop: the bound on concurrent calls and the HTTP
+    session (its connection pool)."""
+
+    semaphore: asyncio.Semaphore
+    session: Any = None
+    closer: Any = None
+
+
+def _loop_state() -> _LoopState:
+    loop = asyncio.get_running_loop()
+    state = _loops.get(loop)
+    if state is None:
+        with _loops_lock:
+            for closed in [other for other in _loops if other.is_closed()]:
+                del _loops[closed]
+            state = _loops.setdefault(loop, _LoopState(asyncio.Semaphore(settings.OKTA_MAX_CONCURRENT_REQUESTS)))
+    return state
+
+
+async def _close_with_loop(session: Any) -> AsyncIterator[None]:
+    # Left suspended at the yield: the loop's shutdown_asyncgens() (asyncio.run, anyio.run and
+    # asgiref's own loops all call it before closing a loop) closes it, and the session with it,
+    # on its own loop. A loop that lives as long as the process (daphne's) keeps its session.
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+async def _loop_session() -> Any:
+    """The HTTP session of the running event loop (created on first use)."""
+    state = _loop_state()
+    if state.session is None or state.session.closed:
+        import aiohttp
+
+        state.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+            # Okta's cookies are of no use to API calls; one call must not carry state into the next.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        state.closer = _close_with_loop(state.session)
+        await state.closer.__anext__()
+    return state.session
+
+
+def _sdk_config_setter(*, allow_http: bool) -> type:
+    """The SDK's configuration loader, limited to the SDK's defaults (our settings go over them):
+    it reads no OKTA_CLIENT_* / OKTA_TESTING_* variable and no okta.yaml."""
+    from okta.config.config_setter import ConfigSetter
+
+    class SettingsOnlyConfigSetter(ConfigSetter):  # type: ignore[misc]
+        def _update_config(self) -> None:
+            self._apply_default_values()
+            # The SDK accepts a plain-http org URL only with this (normally an environment variable).
+            self._config["testing"]["testingDisableHttpsCheck"] = allow_http
+
+    return SettingsOnlyConfigSetter
+
+
 def _stray_configuration() -> list[str]:
-    found = [k for k in os.environ if k.startswith("OKTA_CLIENT_")]
-    for path in (Path.home() / ".okta" / "okta.yaml", Path.cwd() / "okta.yaml"):
-        if path.exists():
+    """The SDK configuration sources present that the SDK's loader would have read by itself: its
+    variables, named exactly as it derives them from its keys (OKTA_CLIENT_ORGURL, OKTA_CLIENT_TOKEN,
+    OKTA_CLIENT_CLIENTID, ...; not our own OKTA_CLIENT_ID and OKTA_CLIENT_SECRET), and okta.yaml files."""
+    from okta.config import config_setter
+    from okta.utils import flatten_dict
+
+    keys = flatten_dict(_sdk_config_setter(allow_http=False)().get_config(), delimiter="::")
+    names = {"OKTA_" + key.replace("::", "_").upper() for key in keys}
+    found = sorted(name for name in names if name in os.environ)
+    for path in (config_setter._GLOBAL_YAML_PATH, config_setter._LOCAL_YAML_PATH):
+        if os.path.exists(path):
             found.append(str(path))
     return found
 
 
 def _http_client_class() -> type:
-    """The SDK's HTTP client with one change: a request that got no response raises instead of
-    being returned as an error the generated API code then trips over."""
+    """The SDK's HTTP client with two changes: requests go through the running loop's pooled session,
+    and a request that got no response raises instead of being returned as an error the generated
+    API code then trips over."""
     from okta.http_client import HTTPClient
 
-    class RaisingHTTPClient(HTTPClient):  # type: ignore[misc]
+    class PooledRaisingHTTPClient(HTTPClient):  # type: ignore[misc]
+        @property
+        def _session(self) -> Any:
+            # The SDK's own hook for a reusable session is one attribute per client; sessions belong
+            # to an event loop, so it answers the running loop's (made by send_request below).
+            state = _loops.get(asyncio.get_running_loop())
+            return state.session if state is not None else None
+
+        @_session.setter
+        def _session(self, value: Any) -> None:
+            pass  # set to None by HTTPClient.__init__; sessions are per loop, see _loop_session
+
         async def send_request(self, request: Any) -> Any:
+            await _loop_session()
             request_info, response, body, error = await super().send_request(request)
             if response is None and error is not None:
                 raise OktaTransportError(error)
@@ -102,11 +193,28 @@ def _http_client_class() -> type:
                 return None, None
             return HTTPClient.check_response_for_error(url, response_details, response_body)
 
-    return RaisingHTTPClient
+    return PooledRaisingHTTPClient
+
+
+def _request_executor_class() -> type:
+    from okta.request_executor import RequestExecutor
+
+    class UncachedRequestExecutor(RequestExecutor):  # type: ignore[misc]
+        async def fire_request(self, request: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+            # The SDK's version parses every successful GET body once more only to decide whether
+            # to cache it; our cache is off (okta_client_config). Retries, DPoP nonces and the
+            # SDK's 429 handling are in fire_request_helper, unchanged.
+            _, response, body, error = await self.fire_request_helper(request, 0, time.time())
+            if error is not None:
+                return None, response, body, error
+            return request, response, body, None
+
+    return UncachedRequestExecutor
 
 
 def okta_client_config() -> dict[str, Any]:
-    """The SDK configuration, every key set so that nothing else can fill it in."""
+    """The SDK configuration from our settings. The SDK's loader adds its own defaults under it and
+    nothing else (see _sdk_config_setter)."""
     org = settings.OKTA_ORG_URL
     config: dict[str, Any] = {
         "orgUrl": org,
@@ -131,14 +239,16 @@ def okta_client_config() -> dict[str, Any]:
                 "scopes": settings.OKTA_API_SCOPES,
                 "privateKey": key,
                 "kid": settings.OKTA_KEY_ID or None,
+                "dpopEnabled": settings.OKTA_DPOP,
             }
         )
-    parts = urlsplit(org)
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
-        # The SDK only accepts plain http with this variable set; we allow it for loopback alone
-        # (the sandbox), never for a real org.
-        os.environ["OKTA_TESTING_TESTINGDISABLEHTTPSCHECK"] = "1"
     return config
+
+
+def _plain_http_allowed() -> bool:
+    # Plain http for loopback alone (the sandbox), never for a real org.
+    parts = urlsplit(settings.OKTA_ORG_URL)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def okta_client() -> Any:
@@ -146,14 +256,22 @@ def okta_client() -> Any:
     if _client is None:
         with _client_lock:
             if _client is None:
+                from okta import client as sdk
+
                 stray = _stray_configuration()
                 if stray:
                     logger.warning("ignoring Okta SDK configuration found outside our settings: %s", ", ".join(stray))
-                from okta.client import Client
-
                 config = okta_client_config()
                 config["httpClient"] = _http_client_class()
-                _client = Client(config)
+                config["requestExecutor"] = _request_executor_class()
+                # Client builds its loader by this module-level name; only this process builds
+                # clients, and only here, under the lock.
+                sdk_loader = sdk.ConfigSetter
+                sdk.ConfigSetter = _sdk_config_setter(allow_http=_plain_http_allowed())
+                try:
+                    _client = sdk.Client(config)
+                finally:
+                    sdk.ConfigSetter = sdk_loader
                 # The SDK keeps its error-raising switch on a class: pin it, whatever else set it.
                 from okta.http_client import HTTPClient
 
@@ -171,14 +289,6 @@ def okta_client_reset() -> None:
     with _client_lock:
         _client = None
         _exhausted_until.clear()
-
-
-def _semaphore() -> asyncio.Semaphore:
-    loop_id = id(asyncio.get_running_loop())
-    sem = _semaphores.get(loop_id)
-    if sem is None:
-        sem = _semaphores[loop_id] = asyncio.Semaphore(settings.OKTA_MAX_CONCURRENT_REQUESTS)
-    return sem
 
 
 def _headers_of(resp: Any, err: Any = None) -> Any:
@@ -342,7 +452,7 @@ async def _call(
                 info.rate_limit_wait_seconds += wait
                 await asyncio.sleep(wait)
             _exhausted_until.pop(operation, None)
-        async with _semaphore():
+        async with _loop_state().semaphore:
             info.calls += 1
             try:
                 # The SDK has its own timeout (reported through OktaTransportError); this one is the

@@ -91,13 +91,27 @@ class OktaEdge:
         harness = sandbox.harness
         method, path = scope["method"], scope["path"]
         authorized = self._authorized(scope)
-        harness.record(method, path, scope.get("query_string", b"").decode("latin-1"), _auth_scheme(scope), authorized)
+        client = scope.get("client")
+        harness.record(
+            method, path, scope.get("query_string", b"").decode("latin-1"), _auth_scheme(scope), authorized,
+            client[1] if client else None,
+        )
 
-        if harness.latency_seconds:
-            await asyncio.sleep(harness.latency_seconds)
+        latency = harness.latency_seconds
+        if latency and method not in ("GET", "HEAD"):
+            # A change waits out the latency before it is applied; only reads, which change
+            # nothing, are prepared during it.
+            await asyncio.sleep(latency)
+            latency = 0.0
         fault = harness.take_fault(method, path)
-        if fault is not None and fault.delay_seconds:
-            await asyncio.sleep(fault.delay_seconds)
+        delay = fault.delay_seconds if fault is not None else 0.0
+        if latency:
+            # A read is prepared while the latency runs (a 200-user page costs the stand-in
+            # milliseconds that Okta's latency would include): its answer starts `latency` (plus a
+            # fault's delay) after the request arrived, not that plus the stand-in's own time.
+            send = _deferred(send, time.monotonic() + latency + delay)
+        if delay:
+            await asyncio.sleep(delay)
         if fault is not None and fault.status is not None:
             await self._send_fault(fault, send)
             return
@@ -168,6 +182,19 @@ class OktaEdge:
             headers.update({"X-Rate-Limit-Limit": "600", "X-Rate-Limit-Remaining": "599",
                             "X-Rate-Limit-Reset": str(int(epoch + 60))})
         await _send_json(send, fault.status or 500, body, headers)
+
+
+def _deferred(send: Send, not_before: float) -> Send:
+    """`send` that starts the response no earlier than `not_before` (time.monotonic())."""
+
+    async def deferred_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            wait = not_before - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        await send(message)
+
+    return deferred_send
 
 
 def _http_date() -> str:

@@ -55,14 +55,23 @@ class Harness:
     request_count: int = 0
     rate_windows: dict[str, RateWindow] = field(default_factory=dict)
 
-    def record(self, method: str, path: str, query: str, auth: str = "", authorized: bool = False) -> None:
+    def record(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        auth: str = "",
+        authorized: bool = False,
+        client_port: int | None = None,
+    ) -> None:
         """`auth` is the Authorization scheme seen ("ssws", "bearer", "other" or "" when absent) and
-        `authorized` whether it carried the configured API token; the credential itself is never kept."""
+        `authorized` whether it carried the configured API token; the credential itself is never kept.
+        `client_port` is the client's TCP port: requests with the same port came over one connection."""
         self.request_count += 1
         if len(self.requests) < MAX_LOGGED_REQUESTS:
             self.requests.append({
                 "method": method, "path": path, "query": query,
-                "auth": auth, "authorized": authorized, "at": time.time(),
+                "auth": auth, "authorized": authorized, "client_port": client_port, "at": time.time(),
             })
 
     def take_fault(self, method: str, path: str) -> Fault | None:

@@ -1,13 +1,18 @@
-"""The pieces under the tools, in this process, with the real okta SDK: a refused connection, the
-identifier and cursor checks, and the confirmation service's bindings."""
+"""The pieces under the tools, in this process, with the real okta SDK: its configuration (from our
+settings only), its connections (one per event loop, kept alive), a refused connection, the
+identifier and cursor checks, the compaction of Okta's JSON, and the confirmation service's bindings."""
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import socket
 import sys
+import warnings
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,11 +21,13 @@ from django.utils import timezone
 
 from consent.tokens import Principal
 from tests.conftest import ROOT, _start, _stop, _wait_http
-from tools.catalogue.common import checked_identifier, cursor_decode, cursor_encode
+from tests.okta_tools.conftest import BOB, Sandbox
+from tools.catalogue.common import RawPage, checked_identifier, cursor_decode, cursor_encode, page_of
+from tools.catalogue.users import UserPage, user_fields, user_summary
 from tools.confirmations import ConfirmationRefused, confirmation_issue, confirmation_redeem
 from tools.context import ToolFailure
 from tools.models import ToolConfirmation
-from tools.okta import OktaCallInfo, OktaError, okta_call, okta_client_reset, okta_read
+from tools.okta import OktaCallInfo, OktaError, okta_call, okta_client, okta_client_reset, okta_read
 
 
 @pytest.fixture
@@ -29,6 +36,143 @@ def fresh_client(settings: Any) -> Iterator[Any]:
     okta_client_reset()
     yield settings
     okta_client_reset()
+
+
+def _okta_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "okta_mcp.okta" and r.levelno == logging.WARNING]
+
+
+def test_the_sdk_reads_no_configuration_of_its_own_and_what_it_would_have_read_is_named(
+    okta_org: str, fresh_client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stray okta.yaml and OKTA_CLIENT_* variables would silently change the SDK's client (another
+    org, another token, DPoP, retries): ours takes none of them, and says which it ignores."""
+    from okta.config import config_setter
+
+    stray_yaml = tmp_path / "okta.yaml"
+    stray_yaml.write_text("okta:\n  client:\n    orgUrl: https://stray.okta.com\n    rateLimit:\n      maxRetries: 5\n")
+    monkeypatch.setattr(config_setter, "_LOCAL_YAML_PATH", str(stray_yaml))
+    monkeypatch.setattr(config_setter, "_GLOBAL_YAML_PATH", str(tmp_path / "absent" / "okta.yaml"))
+    for name, value in (
+        ("OKTA_CLIENT_TOKEN", "stray-token"),
+        ("OKTA_CLIENT_DPOPENABLED", "true"),
+        ("OKTA_CLIENT_REQUESTTIMEOUT", "1"),
+        ("OKTA_TESTING_TESTINGDISABLEHTTPSCHECK", "1"),
+    ):
+        monkeypatch.setenv(name, value)
+    # The SDK's own loader takes them all:
+    unguarded = config_setter.ConfigSetter().get_config()
+    assert unguarded["client"]["orgUrl"] == "https://stray.okta.com" and unguarded["client"]["token"] == "stray-token"
+    assert unguarded["client"]["rateLimit"]["maxRetries"] == 5 and unguarded["client"]["dpopEnabled"] == "true"
+
+    caplog.set_level(logging.WARNING, logger="okta_mcp.okta")
+    config = okta_client().get_config()["client"]
+    assert _okta_warnings(caplog) == [
+        "ignoring Okta SDK configuration found outside our settings: OKTA_CLIENT_DPOPENABLED, "
+        f"OKTA_CLIENT_REQUESTTIMEOUT, OKTA_CLIENT_TOKEN, OKTA_TESTING_TESTINGDISABLEHTTPSCHECK, {stray_yaml}"
+    ]
+    assert (config["orgUrl"], config["token"]) == (fresh_client.OKTA_ORG_URL, fresh_client.OKTA_API_TOKEN)
+    assert config["rateLimit"]["maxRetries"] == 0 and config["requestTimeout"] == fresh_client.OKTA_REQUEST_TIMEOUT_SECONDS
+    assert not config.get("dpopEnabled")
+    # And it works, with our credential.
+    sandbox = Sandbox(okta_org)
+    assert anyio.run(lambda: okta_read("/api/v1/users/{}", BOB)).body["id"] == BOB
+    assert [(r["auth"], r["authorized"]) for r in sandbox.requests()] == [("ssws", True)]
+    sandbox.close()
+
+
+def test_our_own_settings_are_not_mistaken_for_the_sdks(fresh_client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """OKTA_CLIENT_ID and OKTA_CLIENT_SECRET (the login client) share the SDK's prefix, not its names."""
+    assert os.environ["OKTA_CLIENT_ID"] and os.environ["OKTA_CLIENT_SECRET"]  # tests/settings.py
+    assert not [name for name in os.environ if name.startswith("OKTA_CLIENT_") and name not in ("OKTA_CLIENT_ID", "OKTA_CLIENT_SECRET")]
+    caplog.set_level(logging.WARNING, logger="okta_mcp.okta")
+    okta_client()
+    assert _okta_warnings(caplog) == []
+
+
+def _private_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.mark.parametrize("dpop", [False, True])
+def test_a_service_app_uses_dpop_when_our_setting_says_so(fresh_client: Any, dpop: bool) -> None:
+    fresh_client.OKTA_API_TOKEN = ""
+    fresh_client.OKTA_SERVICE_CLIENT_ID = "0oa-service"
+    fresh_client.OKTA_PRIVATE_KEY = _private_key_pem()
+    fresh_client.OKTA_DPOP = dpop
+    client = okta_client()
+    assert client.get_config()["client"]["authorizationMode"] == "PrivateKey"
+    assert client.get_request_executor()._oauth.is_dpop_enabled() is dpop
+
+
+def test_calls_in_one_event_loop_share_one_kept_alive_connection(okta_org: str, fresh_client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Reads, a typed SDK call and an Okta error, one after the other in one event loop: one TCP
+    connection (the sandbox records each request's client port). A loop's connections are closed
+    with it: nothing is left unclosed when a loop ends."""
+    sandbox = Sandbox(okta_org)
+
+    async def calls() -> None:
+        await okta_read("/api/v1/users", query={"limit": 2})
+        await okta_read("/api/v1/groups")
+        user, _ = await okta_call("get_user", BOB)
+        assert user.id == BOB
+        with pytest.raises(OktaError):
+            await okta_read("/api/v1/users/{}", "nosuch@acme.example")
+        await okta_read("/api/v1/users/{}", BOB)
+
+    caplog.set_level(logging.WARNING)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        anyio.run(calls)
+        anyio.run(calls)
+        gc.collect()
+    ports = [r["client_port"] for r in sandbox.requests()]
+    sandbox.close()
+    assert len(ports) == 10 and all(ports)
+    assert len(set(ports[:5])) == 1 and len(set(ports[5:])) == 1 and ports[0] != ports[5]
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert [r.getMessage() for r in caplog.records if "nclosed" in r.getMessage()] == []
+
+
+def _okta_user(**overrides: Any) -> dict[str, Any]:
+    user = {
+        "id": "00u1", "status": "ACTIVE", "created": "2024-03-06T16:20:01.000Z", "lastLogin": None,
+        "statusChanged": "2024-03-07T08:00:00.000Z", "lastUpdated": "2024-03-07T08:00:00.000Z",
+        "profile": {"login": "a@acme.example", "email": "a@acme.example", "firstName": "A", "lastName": "B", "mobilePhone": None},
+        "_links": {"self": {"href": "https://acme.okta.com/api/v1/users/00u1"}},
+    }  # fmt: skip
+    return {**user, **overrides}
+
+
+def test_compact_users_from_okta_json_in_a_page_and_alone() -> None:
+    """A page is validated in one go from the users' fields; each item is what the single-user path
+    (get_user) gives for the same JSON, odd shapes included."""
+    odd = [
+        _okta_user(),
+        _okta_user(id="00u2", profile=None, lastLogin="2025-01-02T03:04:05.678Z"),
+        _okta_user(id="00u3", status=None, profile={"login": 12345, "email": None}),
+        {"id": "00u4"},
+    ]
+    page = page_of(UserPage, RawPage(items=odd, next_cursor="c", query={}), user_fields, False)
+    assert page.returned == 4 and page.next_cursor == "c"
+    assert [item.model_dump() for item in page.items] == [user_summary(u).model_dump() for u in odd]
+    first, second, third, fourth = (item.model_dump() for item in page.items)
+    assert first == {
+        "id": "00u1", "status": "ACTIVE", "login": "a@acme.example", "email": "a@acme.example", "first_name": "A",
+        "last_name": "B", "last_login": None, "created": datetime(2024, 3, 6, 16, 20, 1, tzinfo=UTC),
+        "status_changed": datetime(2024, 3, 7, 8, 0, tzinfo=UTC), "full": None,
+    }  # fmt: skip
+    assert (second["login"], second["email"], second["last_login"]) == ("", None, datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC))
+    assert (third["status"], third["login"], third["email"]) == ("", "12345", None)
+    assert fourth == {**dict.fromkeys(first, None), "id": "00u4", "status": "", "login": ""}
+    full = page_of(UserPage, RawPage(items=odd[:1], next_cursor=None, query={}), user_fields, True)
+    assert full.items[0].full == odd[0] and full.next_cursor is None
 
 
 def _dead_port() -> int:

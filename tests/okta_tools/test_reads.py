@@ -242,3 +242,46 @@ def test_paging_across_three_pages_with_opaque_cursor(world: World, sandbox: San
     assert "another tool" in error(out["other_tool"]) and "q differs" in error(out["other_query"])
     assert out["requests_for_bad_cursors"] == 0
     assert len(out["factors"]) == len({f["id"] for f in out["factors"]}) >= 2
+
+
+def _instant(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def test_compact_users_are_okta_s_fields_and_a_listing_keeps_one_connection(
+    world: World, sandbox: Sandbox, db_access: None
+) -> None:
+    """Every compact user of a listing is Okta's JSON field for field (dates as the same instants),
+    and get_user says the same of one. The server's Okta requests of the listing all came over one
+    kept-alive connection (the sandbox records each request's client port)."""
+    sandbox.reset(extra_users=30)
+    okta = {u["id"]: u for u in sandbox.get("/api/v1/users", limit=200)}
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {"pages": []}
+        async with world.client("bob") as client:
+            mark = len(sandbox.requests())
+            result = ok(await client.call_tool("list_users", {"limit": 10}))
+            out["pages"].append(result)
+            while result["next_cursor"]:
+                result = ok(await client.call_tool("list_users", {"limit": 10, "cursor": result["next_cursor"]}))
+                out["pages"].append(result)
+            out["requests"] = sandbox.requests()[mark:]
+            out["jane"] = ok(await client.call_tool("get_user", {"user": "jane.doe@acme.example"}))
+        return out
+
+    out = run(scenario)
+    items = [item for page in out["pages"] for item in page["items"]]
+    assert len(out["pages"]) == 4 and len(items) == len(okta) == 34 and {i["id"] for i in items} == set(okta)
+    for item in items + [out["jane"]]:
+        user = okta[item["id"]]
+        profile = user["profile"]
+        assert {**item, **{k: _instant(item[k]) for k in ("last_login", "created", "status_changed")}} == {
+            "id": user["id"], "status": user["status"], "login": profile["login"], "email": profile.get("email"),
+            "first_name": profile.get("firstName"), "last_name": profile.get("lastName"),
+            "last_login": _instant(user.get("lastLogin")), "created": _instant(user.get("created")),
+            "status_changed": _instant(user.get("statusChanged")), "full": None,
+        }, item["id"]  # fmt: skip
+    assert out["jane"] == next(i for i in items if i["id"] == JANE)
+    listing = [r for r in out["requests"] if r["path"] == "/api/v1/users"]
+    assert len(listing) == 4 and len({r["client_port"] for r in out["requests"]}) == 1

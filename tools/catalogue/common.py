@@ -216,8 +216,10 @@ P = TypeVar("P", bound=Page[Any])
 
 
 def page_of(model: type[P], raw: RawPage, project: Callable[[dict[str, Any], bool], Any], full: bool) -> P:
+    """The page of `raw`'s items, each projected to an item model or to a dict of its fields (cheaper
+    for long pages: the whole page is then validated in one pydantic call)."""
     items = [project(item, full) for item in raw.items]
-    return model(items=items, returned=len(items), next_cursor=raw.next_cursor)
+    return model.model_validate({"items": items, "returned": len(items), "next_cursor": raw.next_cursor})
 
 
 # --- compact results -----------------------------------------------------------------------------
@@ -230,9 +232,12 @@ def dig(obj: Any, path: str) -> Any:
     return obj
 
 
-def text(obj: Any, path: str) -> str | None:
-    value = dig(obj, path)
+def as_text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def text(obj: Any, path: str) -> str | None:
+    return as_text(dig(obj, path))
 
 
 def whole(obj: dict[str, Any], full: bool) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ from tools.catalogue.common import (
     text,
     whole,
 )
-from tools.catalogue.users import GroupPage, GroupSummary, UserPage, group_summary, user_summary
+from tools.catalogue.users import GroupPage, GroupSummary, UserPage, group_summary, user_fields
 from tools.context import ToolContext
 from tools.registry import register
 
@@ -84,7 +84,7 @@ async def list_group_members(ctx: ToolContext, args: GroupListInput) -> UserPage
         ctx, tool="list_group_members", path="/api/v1/groups/{}/users", ids=(ident,),
         cursor=args.cursor, limit=args.limit, not_found=("group", ident),
     )
-    return page_of(UserPage, raw, user_summary, args.full)
+    return page_of(UserPage, raw, user_fields, args.full)
 
 
 @register(

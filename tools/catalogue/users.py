@@ -17,6 +17,7 @@ from tools.catalogue.common import (
     ListInput,
     Page,
     UserRef,
+    as_text,
     checked_identifier,
     okta_object,
     okta_page,
@@ -77,19 +78,28 @@ class UserSummary(BaseModel):
     full: dict[str, Any] | None = FullField
 
 
+def user_fields(user: dict[str, Any], full: bool = False) -> dict[str, Any]:
+    """The UserSummary fields of an Okta user. Pages take these (see `page_of`): pydantic then
+    validates a 200-user page in one call instead of 200."""
+    profile = user.get("profile")
+    if not isinstance(profile, dict):
+        profile = {}
+    return {
+        "id": str(user.get("id") or ""),
+        "status": str(user.get("status") or ""),
+        "login": as_text(profile.get("login")) or "",
+        "email": as_text(profile.get("email")),
+        "first_name": as_text(profile.get("firstName")),
+        "last_name": as_text(profile.get("lastName")),
+        "last_login": user.get("lastLogin"),
+        "created": user.get("created"),
+        "status_changed": user.get("statusChanged"),
+        "full": whole(user, full),
+    }
+
+
 def user_summary(user: dict[str, Any], full: bool = False) -> UserSummary:
-    return UserSummary(
-        id=str(user.get("id") or ""),
-        status=str(user.get("status") or ""),
-        login=text(user, "profile.login") or "",
-        email=text(user, "profile.email"),
-        first_name=text(user, "profile.firstName"),
-        last_name=text(user, "profile.lastName"),
-        last_login=user.get("lastLogin"),
-        created=user.get("created"),
-        status_changed=user.get("statusChanged"),
-        full=whole(user, full),
-    )
+    return UserSummary.model_validate(user_fields(user, full))
 
 
 class UserPage(Page[UserSummary]):
@@ -118,7 +128,7 @@ async def list_users(ctx: ToolContext, args: ListUsersInput) -> UserPage:
         query={"search": args.search, "filter": args.filter, "q": args.q},
         cursor=args.cursor, limit=args.limit,
     )
-    return page_of(UserPage, raw, user_summary, args.full)
+    return page_of(UserPage, raw, user_fields, args.full)
 
 
 class GetUserInput(GetInput):
