@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit.models import Decision, EventType
 from audit.services import RequestMeta, audit_record
+from consent.principal_cache import authz_changed
 from tools.okta import OktaError, OktaUserState, okta_user_state
 
 logger = logging.getLogger("okta_mcp.accounts")
@@ -54,6 +55,7 @@ def user_login_from_claims(*, claims: dict[str, Any], meta: RequestMeta) -> User
         user.groups_synced_at = timezone.now()
         user.set_unusable_password() if created else None
         user.save()
+        authz_changed()
         audit_record(
             event_type=EventType.LOGIN_SUCCESS,
             actor=user,
@@ -104,6 +106,7 @@ def user_refresh_from_okta(*, user: User) -> str | None:
         )
         user.okta_groups, user.okta_group_ids, user.okta_status = state.groups, state.group_ids, state.status
         if changed:
+            authz_changed()
             logger.info("user %s: Okta status/groups changed", user.pk)
     cache.set(key, state.status, settings.OKTA_GROUPS_CACHE_SECONDS)
     return state.status

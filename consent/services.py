@@ -18,6 +18,7 @@ from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from audit.models import Decision, EventType
 from audit.services import RequestMeta, audit_record
 from consent.models import Consent, LoginSession
+from consent.principal_cache import authz_changed
 
 
 class ConsentError(Exception):
@@ -179,6 +180,8 @@ def consent_revoke(
             sessions += LoginSession.objects.filter(
                 user_id=user_id, application_id=application_id, revoked_at__isnull=True
             ).update(revoked_at=now)
+        if consents:
+            authz_changed()
         for consent in consents:
             consent.revoked_at = now
             consent.revoked_reason = reason[:255]

@@ -10,6 +10,7 @@ handlers with the request."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -24,6 +25,8 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
 from audit.services import RequestMeta
+from audit.writer import AuditUnavailable
+from consent.principal_cache import principal_cache
 from consent.tokens import Principal, Refusal, principal_for_token
 from okta_mcp import metrics
 from okta_mcp.mcp_server import SCOPE_ACCESS, SCOPE_META, SCOPE_PRINCIPAL, build_server
@@ -73,19 +76,29 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _decide(raw_token: str, meta: RequestMeta, tool_name: str | None) -> tuple[Principal | Refusal, EffectiveAccess | None]:
-    """One trip to the database per request: the token, the consent and the policy."""
+def _verify(raw_token: str, meta: RequestMeta) -> tuple[Principal | Refusal, EffectiveAccess | None]:
+    """The database's answer: the token with its user and client, the consent, and the policy."""
     principal = principal_for_token(raw_token, meta)
     if isinstance(principal, Refusal):
         return principal, None
-    access = tools_allowed_for(groups=principal.groups, group_ids=principal.group_ids, scopes=principal.scopes)
-    if tool_name and access.needs_step_up(tool_name):
-        tool_services.step_up_required(
-            principal=principal,
-            tool=tool_name,
-            scopes=sorted(REGISTRY[tool_name].required_scopes | principal.scopes),
-            meta=meta,
-        )
+    return principal, tools_allowed_for(groups=principal.groups, group_ids=principal.group_ids, scopes=principal.scopes)
+
+
+async def _authorize(raw_token: str, meta: RequestMeta) -> tuple[Principal | Refusal, EffectiveAccess | None]:
+    """A token verified before is reused while the authorization epoch stands (consent.principal_cache);
+    otherwise it is verified against the database and remembered."""
+    token_key = hashlib.sha256(raw_token.encode()).hexdigest()
+    epoch = await principal_cache.epoch()
+    entry = principal_cache.get(token_key, epoch)
+    if entry is not None:
+        metrics.principal_cache_lookup("cache")
+        return entry.principal, entry.access
+    metrics.principal_cache_lookup("database" if epoch is not None or not principal_cache.enabled else "unavailable")
+    # /mcp is outside Django's request cycle, so nothing else closes a connection the database
+    # dropped (restart, failover) or one past CONN_MAX_AGE: database_sync_to_async does.
+    principal, access = await database_sync_to_async(_verify)(raw_token, meta)
+    if isinstance(principal, Principal) and access is not None:
+        principal_cache.put(token_key, epoch, principal, access)
     return principal, access
 
 
@@ -199,10 +212,7 @@ class McpEndpoint:
             return
         message = _decoded(body)
         tool_name = _called_tool(message)
-        # /mcp is outside Django's request cycle, so nothing else closes a connection the database
-        # dropped (restart, failover) or one past CONN_MAX_AGE: database_sync_to_async does, around
-        # the first database work of each request (the handlers' writes run on the same thread).
-        principal, access = await database_sync_to_async(_decide)(raw_token.strip(), meta, tool_name)
+        principal, access = await _authorize(raw_token.strip(), meta)
         if isinstance(principal, Refusal) or access is None:
             refusal = principal if isinstance(principal, Refusal) else Refusal(401, "invalid_token", "rejected")
             metrics.authorization_denied(stage="mcp", reason=refusal.description)
@@ -210,6 +220,11 @@ class McpEndpoint:
             return
         if tool_name and access.needs_step_up(tool_name):
             needed = sorted(REGISTRY[tool_name].required_scopes | principal.scopes)
+            try:
+                await tool_services.step_up_required(principal=principal, tool=tool_name, scopes=needed, meta=meta)
+            except AuditUnavailable:
+                await _plain(send, 503, "the audit trail is unavailable; try again later")
+                return
             metrics.authorization_denied(stage="mcp", reason="insufficient scope")
             await _send(send, *_challenge(403, "insufficient_scope", f"{tool_name} needs {' '.join(needed)}", needed))
             return

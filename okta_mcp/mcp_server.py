@@ -11,11 +11,13 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from asgiref.sync import sync_to_async
 from mcp.server.caching import CacheHint
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import BaseModel, ValidationError
 
+from audit.writer import AuditUnavailable
 from tools import services as tool_services
 from tools.context import ToolContext, ToolFailure, ToolNeedsInput
 from tools.okta import OktaError
@@ -55,16 +57,27 @@ def _error_result(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
 
 
+_AUDIT_DOWN = "The audit trail is unavailable, so the call was not run. Try again later."
+
+
 def _request_state(ctx: Any) -> tuple[Any, EffectiveAccess, Any]:
     scope = ctx.request.scope
     return scope[SCOPE_PRINCIPAL], scope[SCOPE_ACCESS], scope[SCOPE_META]
 
 
+@functools.lru_cache(maxsize=256)
+def _tool_list(usable: frozenset[str]) -> tuple[types.Tool, ...]:
+    return tuple(tool_definition(REGISTRY[n]) for n in sorted(usable))
+
+
 async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
     principal, access, meta = _request_state(ctx)
-    specs = access.specs()
-    await sync_to_async(tool_services.tools_listed)(principal=principal, tools=[s.name for s in specs], meta=meta)
-    return types.ListToolsResult(tools=[tool_definition(s) for s in specs], cache_scope="private", ttl_ms=0)
+    tools = _tool_list(access.usable)
+    try:
+        await tool_services.tools_listed(principal=principal, tools=[t.name for t in tools], meta=meta)
+    except AuditUnavailable:
+        raise MCPError(code=INTERNAL_ERROR, message="The audit trail is unavailable. Try again later.") from None
+    return types.ListToolsResult(tools=list(tools), cache_scope="private", ttl_ms=0)
 
 
 async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult | types.InputRequiredResult:
@@ -72,68 +85,84 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
     name = params.name
     arguments = params.arguments or {}
     if not access.can_call(name):
-        # A tool the caller may not use looks exactly like a tool that does not exist.
+        # A tool the caller may not use looks exactly like a tool that does not exist: both are the
+        # protocol error the MCP specification gives for an unknown tool.
         reason = "not granted" if name in REGISTRY else "unknown tool"
-        await sync_to_async(tool_services.tool_call_decide)(
-            principal=principal, tool=name[:255], allowed=False, reason=reason, arguments={}, meta=meta
-        )
-        return _error_result(f"Unknown tool: {name}")
+        try:
+            await tool_services.tool_call_denied(principal=principal, tool=name[:255], reason=reason, arguments={}, meta=meta)
+        except AuditUnavailable:
+            raise MCPError(code=INTERNAL_ERROR, message=_AUDIT_DOWN) from None
+        raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:255]}")
     spec = REGISTRY[name]
     try:
         args = spec.input_model.model_validate(arguments)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
-        await sync_to_async(tool_services.tool_call_decide)(
-            principal=principal, tool=name, allowed=False, reason="invalid arguments", arguments=arguments, meta=meta
-        )
+        try:
+            await tool_services.tool_call_denied(
+                principal=principal, tool=name, reason="invalid arguments", arguments=arguments, meta=meta
+            )
+        except AuditUnavailable:
+            return _error_result(_AUDIT_DOWN)
         return _error_result(f"Invalid arguments for {name}: {problems}")
-    try:
-        # Fail closed: the decision row is committed before the tool runs, or the tool does not run.
-        call_event = await sync_to_async(tool_services.tool_call_decide)(
-            principal=principal, tool=name, allowed=True, reason="granted by role", arguments=arguments, meta=meta
-        )
-    except Exception:  # noqa: BLE001 - whatever broke the audit write, the call must not run
-        return _error_result("The audit trail is unavailable, so the call was not run. Try again later.")
+    decided = None
+    if spec.access != "read":
+        # Fail closed: a write tool's decision is on disk before Okta is touched, or the tool does not run.
+        try:
+            decided = await tool_services.tool_call_decided(principal=principal, tool=name, arguments=arguments, meta=meta)
+        except AuditUnavailable:
+            return _error_result(_AUDIT_DOWN)
 
     tool_ctx = ToolContext(principal=principal, mcp=ctx)
     started = time.monotonic()
     outcome, error_code, message = "error", "internal", ""
+    response: types.CallToolResult | types.InputRequiredResult
     try:
         result = await spec.handler(tool_ctx, args)
         outcome, error_code, message = tool_ctx.outcome, "", tool_ctx.note
         structured = result.model_dump(mode="json")
         # Compact separators keep json on its C encoder (indent would not): a 200-user page matters.
-        return types.CallToolResult(
+        response = types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(structured, separators=(",", ":")))],
             structured_content=structured,
         )
     except ToolNeedsInput as exc:
         # A destructive tool asking its user to confirm, on the 2026-07-28 wire (no back channel).
         outcome, error_code, message = tool_ctx.outcome, "", tool_ctx.note
-        return exc.result
+        response = exc.result
     except (ToolFailure, OktaError) as exc:
         error_code = getattr(exc, "code", "") or "tool_error"
         message = str(exc)
-        return _error_result(message)
+        response = _error_result(message)
     except Exception:  # noqa: BLE001 - the model sees a short message, never the traceback
         message = "internal error"
-        return _error_result(f"Error executing tool {name}")
+        response = _error_result(f"Error executing tool {name}")
     finally:
         if outcome == "error" and error_code == "internal" and not message:
             error_code, message = "cancelled", "client went away or the call was cancelled"
         # Shielded so that the outcome is recorded even when the client disconnects mid-call.
         with anyio.CancelScope(shield=True):
-            await sync_to_async(tool_services.tool_call_finish)(
-                principal=principal,
-                tool=name,
-                call_event_id=call_event.pk,
-                outcome=outcome,
-                error_code=error_code,
-                duration_ms=int((time.monotonic() - started) * 1000),
-                okta_request_ids=tool_ctx.okta.request_ids,
-                meta=meta,
-                message=message,
-            )
+            try:
+                await tool_services.tool_call_finished(
+                    principal=principal,
+                    tool=name,
+                    decided=decided,
+                    arguments=arguments,
+                    outcome=outcome,
+                    error_code=error_code,
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    okta_request_ids=tool_ctx.okta.request_ids,
+                    meta=meta,
+                    message=message,
+                )
+                audited = True
+            except AuditUnavailable:
+                audited = False
+    if not audited and decided is None:
+        # A read's result is its disclosure: it does not leave without its audit row. (A write's
+        # decision is already on disk and its change made: its result goes back regardless.)
+        return _error_result("The audit trail is unavailable, so the result was withheld. Try again later.")
+    return response
 
 
 def _input_schema(name: str) -> dict[str, Any] | None:

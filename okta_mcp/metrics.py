@@ -57,6 +57,14 @@ OKTA_RATE_LIMIT_WAITS = Counter("okta_mcp_okta_rate_limit_waits", "Okta 429 answ
 OKTA_RATE_LIMIT_WAIT_SECONDS = Counter(
     "okta_mcp_okta_rate_limit_wait_seconds", "Seconds spent waiting for Okta's rate limit to reset."
 )
+PRINCIPAL_CACHE = Counter(
+    "okta_mcp_principal_cache_lookups",
+    "Bearer token verifications by source: cache (reused), database (verified), or unavailable (Redis down).",
+    ["result"],
+)
+PRINCIPAL_CACHE_INVALIDATION_FAILURES = Counter(
+    "okta_mcp_principal_cache_invalidation_failures", "Changes whose authorization epoch could not be replaced in Redis."
+)
 
 _seen: dict[str, set[str]] = {}
 _seen_lock = threading.Lock()
@@ -133,7 +141,8 @@ def audit_event_observe(event: Any) -> None:
             TOOL_CALLS.labels(bounded("tool", tool), "denied").inc()
         else:
             TOOL_CALLS.labels(bounded("tool", str(event.target)), "invalid_arguments").inc()
-    elif event_type == "tool.call.completed":
+    elif event_type == "tool.call.completed" or (event_type == "tool.call" and event.outcome):
+        # A read's one row carries its outcome; a write's outcome comes in its completion row.
         TOOL_CALLS.labels(bounded("tool", str(event.target)), bounded("outcome", str(event.outcome))).inc()
 
 
@@ -167,3 +176,11 @@ def metrics_access_allowed(
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def principal_cache_lookup(result: str) -> None:
+    PRINCIPAL_CACHE.labels(result=result).inc()
+
+
+def principal_cache_invalidation_failed() -> None:
+    PRINCIPAL_CACHE_INVALIDATION_FAILURES.inc()

@@ -132,6 +132,13 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# How long a replica may reuse a bearer token it has verified (consent.principal_cache); every change
+# that could alter the answer invalidates it on all replicas at once through Redis. Needs REDIS_URL;
+# 0 verifies every request against the database.
+MCP_PRINCIPAL_CACHE_SECONDS = env.int("MCP_PRINCIPAL_CACHE_SECONDS", default=60) if REDIS_URL else 0
+# Read-path audit rows (tool lists, read tool calls, denials) are committed without waiting for the
+# WAL flush on PostgreSQL; a write tool's decision always waits. See audit/writer.py.
+AUDIT_ASYNC_COMMIT = env.bool("AUDIT_ASYNC_COMMIT", default=True)
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [

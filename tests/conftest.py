@@ -48,6 +48,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _audit_writer_connection_closed(django_db_setup: None) -> Iterator[None]:
+    """Tests that append through audit.writer leave its thread holding a connection to the test
+    database, which could then not be dropped."""
+    yield
+    from audit.writer import audit_writer_close_connection
+
+    audit_writer_close_connection()
+
+
 @pytest.fixture(scope="session")
 def okta_api_url() -> Iterator[str]:
     """The sandbox Okta Management API (stateful, seeded from Okta's recorded responses)."""

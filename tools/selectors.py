@@ -4,6 +4,7 @@ consent page, the admin's effective-access view and the `effective_access` comma
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ class EffectiveAccess:
     scopes: frozenset[str] | None
     """The token's scopes, or None to ask what the roles grant regardless of scopes."""
 
-    @property
+    @functools.cached_property
     def usable(self) -> frozenset[str]:
         if self.scopes is None:
             return self.granted

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit.models import AuditEvent, Decision, EventType
-from audit.services import RequestMeta, audit_record, redact
+from audit.services import RequestMeta, audit_event, audit_record
+from audit.writer import audit_write
+from consent.principal_cache import authz_changed
 from consent.tokens import Principal
 from tools.models import GroupMapping, Role
 from tools.registry import REGISTRY
@@ -20,46 +23,67 @@ class PolicyError(Exception):
 
 
 def _principal_actor(principal: Principal) -> Any:
-    class _Actor:  # audit rows take the actor by value
-        pk = principal.user_id
-        okta_login = principal.login
-
-    return _Actor()
+    # Audit rows take the actor by value.
+    return SimpleNamespace(pk=principal.user_id, okta_login=principal.login)
 
 
-def tools_listed(*, principal: Principal, tools: list[str], meta: RequestMeta) -> None:
-    audit_record(
-        event_type=EventType.TOOLS_LISTED,
-        actor=_principal_actor(principal),
-        client_id=principal.client_id,
-        decision=Decision.ALLOWED,
-        details={"tools": tools},
-        meta=meta,
+async def tools_listed(*, principal: Principal, tools: list[str], meta: RequestMeta) -> None:
+    await audit_write(
+        audit_event(
+            event_type=EventType.TOOLS_LISTED,
+            actor=_principal_actor(principal),
+            client_id=principal.client_id,
+            decision=Decision.ALLOWED,
+            details={"tools": tools},
+            meta=meta,
+        )
     )
 
 
-def tool_call_decide(
-    *, principal: Principal, tool: str, allowed: bool, reason: str, arguments: Any, meta: RequestMeta
-) -> AuditEvent:
-    """The row written before a tool runs. It must be committed before the tool is called: if it
-    cannot be written, the caller does not run the tool."""
-    return audit_record(
-        event_type=EventType.TOOL_CALL,
-        actor=_principal_actor(principal),
-        client_id=principal.client_id,
-        target=tool,
-        decision=Decision.ALLOWED if allowed else Decision.DENIED,
-        reason=reason,
-        details={"arguments": redact(arguments) if isinstance(arguments, (dict, list)) else {}},
-        meta=meta,
+def _arguments(arguments: Any) -> Any:
+    # audit_event redacts the details, arguments included.
+    return arguments if isinstance(arguments, (dict, list)) else {}
+
+
+async def tool_call_denied(*, principal: Principal, tool: str, reason: str, arguments: Any, meta: RequestMeta) -> None:
+    await audit_write(
+        audit_event(
+            event_type=EventType.TOOL_CALL,
+            actor=_principal_actor(principal),
+            client_id=principal.client_id,
+            target=tool,
+            decision=Decision.DENIED,
+            reason=reason,
+            details={"arguments": _arguments(arguments)},
+            meta=meta,
+        )
     )
 
 
-def tool_call_finish(
+async def tool_call_decided(*, principal: Principal, tool: str, arguments: Any, meta: RequestMeta) -> AuditEvent:
+    """The row of a write tool's call, committed to disk before the tool touches Okta: if it cannot
+    be written (AuditUnavailable), the tool does not run. `tool_call_finished` records the outcome."""
+    return await audit_write(
+        audit_event(
+            event_type=EventType.TOOL_CALL,
+            actor=_principal_actor(principal),
+            client_id=principal.client_id,
+            target=tool,
+            decision=Decision.ALLOWED,
+            reason="granted by role",
+            details={"arguments": _arguments(arguments)},
+            meta=meta,
+        ),
+        durable=True,
+    )
+
+
+async def tool_call_finished(
     *,
     principal: Principal,
     tool: str,
-    call_event_id: int,
+    decided: AuditEvent | None,
+    arguments: Any,
     outcome: str,
     error_code: str,
     duration_ms: int,
@@ -67,35 +91,54 @@ def tool_call_finish(
     meta: RequestMeta,
     message: str = "",
 ) -> None:
-    audit_record(
-        event_type=EventType.TOOL_CALL_COMPLETED,
-        actor=_principal_actor(principal),
-        client_id=principal.client_id,
-        target=tool,
-        outcome=outcome,
-        error_code=error_code,
-        duration_ms=duration_ms,
-        okta_request_id=",".join(okta_request_ids)[:100],
-        details={"call_event": call_event_id, "message": message[:500]},
-        meta=meta,
-    )
+    """After a write tool (`decided` is its decision row): a `tool.call.completed` row with the
+    outcome. After a read tool: its one `tool.call` row, decision and outcome together, committed
+    before the result goes back (a read changes nothing, so nothing needs recording before it runs)."""
+    common = {
+        "actor": _principal_actor(principal),
+        "client_id": principal.client_id,
+        "target": tool,
+        "outcome": outcome,
+        "error_code": error_code,
+        "duration_ms": duration_ms,
+        "okta_request_id": ",".join(okta_request_ids),
+        "meta": meta,
+    }
+    if decided is not None:
+        event = audit_event(
+            event_type=EventType.TOOL_CALL_COMPLETED,
+            details={"call_event": decided.pk, "message": message[:500]},
+            **common,
+        )
+    else:
+        event = audit_event(
+            event_type=EventType.TOOL_CALL,
+            decision=Decision.ALLOWED,
+            reason="granted by role",
+            details={"arguments": _arguments(arguments), "message": message[:500]},
+            **common,
+        )
+    await audit_write(event)
 
 
-def step_up_required(*, principal: Principal, tool: str, scopes: list[str], meta: RequestMeta) -> None:
-    audit_record(
-        event_type=EventType.STEP_UP_REQUIRED,
-        actor=_principal_actor(principal),
-        client_id=principal.client_id,
-        target=tool,
-        decision=Decision.DENIED,
-        reason="insufficient_scope",
-        details={"required_scopes": scopes},
-        meta=meta,
+async def step_up_required(*, principal: Principal, tool: str, scopes: list[str], meta: RequestMeta) -> None:
+    await audit_write(
+        audit_event(
+            event_type=EventType.STEP_UP_REQUIRED,
+            actor=_principal_actor(principal),
+            client_id=principal.client_id,
+            target=tool,
+            decision=Decision.DENIED,
+            reason="insufficient_scope",
+            details={"required_scopes": scopes},
+            meta=meta,
+        )
     )
 
 
 def policy_changed(*, actor: Any, action: str, target: str, details: dict[str, Any], meta: RequestMeta) -> None:
     """Every change to roles, mappings and grants goes through here."""
+    authz_changed()
     audit_record(
         event_type=EventType.POLICY_CHANGED,
         actor=actor,

@@ -157,12 +157,15 @@ def test_redaction_of_secret_keys_and_values() -> None:
     }
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_tool_arguments_are_stored_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    """Through the /mcp path's writer (audit.writer), which commits on its own thread."""
+    import asyncio
+
     from django.utils import timezone
 
     from consent.tokens import Principal
-    from tools.services import tool_call_decide
+    from tools.services import tool_call_decided
 
     principal = Principal(
         user_id=1,
@@ -179,15 +182,14 @@ def test_tool_arguments_are_stored_redacted(caplog: pytest.LogCaptureFixture) ->
     )
     secret = "s3cr3t-" + "x" * 40
     with caplog.at_level(logging.INFO, logger="okta_mcp.audit"):
-        with transaction.atomic():
-            event = tool_call_decide(
+        event = asyncio.run(
+            tool_call_decided(
                 principal=principal,
                 tool="get_user",
-                allowed=True,
-                reason="granted by role",
                 arguments={"user": "bob@acme.example", "password": "pw", "query": secret},
                 meta=RequestMeta(),
             )
+        )
     stored = AuditEvent.objects.get(pk=event.pk)
     assert stored.details == {"arguments": {"user": "bob@acme.example", "password": REDACTED, "query": REDACTED}}
     assert "pw" not in json.dumps(stored.details) and secret not in caplog.text

@@ -15,6 +15,7 @@ from oauth2_provider.models import AccessToken, RefreshToken
 
 from audit.models import AuditEvent, EventType
 from consent.models import Consent, LoginSession
+from consent.principal_cache import authz_changed
 from tests.audit.helpers import MODERN, Flow, assert_cut_off, mcp_call, oauth_flow, refresh
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,6 +48,9 @@ def test_expired_consent_fails_the_next_request_and_refresh(server_url, okta_org
     Consent.objects.filter(user__okta_login="alice@acme.example").update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
+    # Moving the expiry stands in for time passing; a change made outside the services announces
+    # itself as they do (consent.principal_cache), or a replica could go on reusing its answer.
+    authz_changed()
 
     assert_cut_off(mcp_call(server_url, flow.tokens.access_token))
     rejected = AuditEvent.objects.filter(event_type=EventType.TOKEN_REJECTED).latest("id")

@@ -81,5 +81,5 @@ def test_full_flow_list_call_refresh(server_url, okta_org, public_client, demo_p
     assert round((session.ends_at - session.started_at).total_seconds()) == 2 * 3600
 
     events = list(AuditEvent.objects.order_by("id").values_list("event_type", flat=True))
-    for expected in ["login.success", "consent.granted", "token.issued", "tools.listed", "tool.call", "tool.call.completed", "token.refreshed"]:
+    for expected in ["login.success", "consent.granted", "token.issued", "tools.listed", "tool.call", "token.refreshed"]:
         assert expected in events, expected

@@ -129,12 +129,15 @@ def test_tool_not_granted_is_refused_like_a_missing_tool(world, db_access, mode,
     refused = _call(world, tool, arguments, token=token, mode=mode)
     missing = _call(world, "no_such_tool", arguments, token=token, mode=mode)
     # Same status, same shape, same words: only the echoed name differs. In particular a role's
-    # missing tool never gets the step-up 403, which would say that the tool exists.
-    assert refused.status_code == missing.status_code == 200
-    refused_result, missing_result = tool_result(refused), tool_result(missing)
-    assert refused_result["isError"] is True
-    assert tool_error_text(refused).replace(tool, "X") == tool_error_text(missing).replace("no_such_tool", "X")
-    assert refused_result.keys() == missing_result.keys()
+    # missing tool never gets the step-up 403, which would say that the tool exists. Both are the
+    # MCP specification's protocol error for an unknown tool (-32602), not a tool result.
+    assert refused.status_code == missing.status_code
+    assert refused.status_code == (400 if mode == MODERN else 200)
+    refused_error, missing_error = rpc_body(refused)["error"], rpc_body(missing)["error"]
+    assert refused_error["code"] == missing_error["code"] == -32602
+    assert refused_error["message"] == f"Unknown tool: {tool}"
+    assert refused_error["message"].replace(tool, "X") == missing_error["message"].replace("no_such_tool", "X")
+    assert refused_error.keys() == missing_error.keys()
     assert world.okta_requests()["count"] == okta_before
     decisions = [(r.event_type, r.target, r.decision, r.reason) for r in audit_rows(before)]
     assert ("tool.call", tool, "denied", "not granted") in decisions

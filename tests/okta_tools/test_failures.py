@@ -21,7 +21,10 @@ def _last_audit_id() -> int:
 
 
 def _completed(after: int, tool: str) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(id__gt=after, event_type="tool.call.completed", target=tool).order_by("id"))
+    """The outcome rows of a read tool's calls: one `tool.call` row each, decision and outcome together."""
+    return list(
+        AuditEvent.objects.filter(id__gt=after, event_type="tool.call", target=tool).exclude(outcome="").order_by("id")
+    )
 
 
 @pytest.mark.django_db

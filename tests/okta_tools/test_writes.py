@@ -15,6 +15,7 @@ import mcp_types as types
 import pytest
 from django.conf import settings
 from django.utils import timezone
+from mcp.shared.exceptions import MCPError
 
 from audit.models import AuditEvent
 from tests.okta_tools.conftest import (
@@ -323,6 +324,12 @@ def test_elicitation_asks_the_person_on_a_legacy_session(world: World, sandbox: 
     assert mine.filter(tool="suspend_user").count() == 1 and mine.get(tool="suspend_user").used_at is not None
 
 
+async def _refused(client: Any, name: str, arguments: dict[str, Any]) -> MCPError:
+    with pytest.raises(MCPError) as caught:
+        await client.call_tool(name, arguments)
+    return caught.value
+
+
 def test_people_without_the_role_never_see_or_reach_writes(world: World, sandbox: Sandbox, db_access: None) -> None:
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -330,7 +337,7 @@ def test_people_without_the_role_never_see_or_reach_writes(world: World, sandbox
             async with world.client(who) as client:
                 out[who] = {
                     "tools": sorted(t.name for t in (await client.list_tools()).tools),
-                    "calls": [await client.call_tool(name, {"user_id": BOB, "group_id": EVERYONE}) for name in WRITE_TOOLS],
+                    "calls": [await _refused(client, name, {"user_id": BOB, "group_id": EVERYONE}) for name in WRITE_TOOLS],
                 }
         return out
 
@@ -340,10 +347,48 @@ def test_people_without_the_role_never_see_or_reach_writes(world: World, sandbox
     assert not set(WRITE_TOOLS) & set(out["bob"]["tools"]) and "list_users" in out["bob"]["tools"]
     assert out["carol"]["tools"] == []
     for who in ("bob", "carol"):
-        for name, result in zip(WRITE_TOOLS, out[who]["calls"], strict=True):
-            assert error(result) == f"Unknown tool: {name}", (who, name)
+        for name, refusal in zip(WRITE_TOOLS, out[who]["calls"], strict=True):
+            # The MCP specification's protocol error for an unknown tool: a tool not granted looks the same.
+            assert (refusal.code, refusal.message) == (-32602, f"Unknown tool: {name}"), (who, name)
     assert ALICE  # the admin's own view is covered above
 
 
 def test_settings_bound_the_confirmation_lifetime() -> None:
     assert 60 <= settings.TOOL_CONFIRMATION_SECONDS <= 900
+
+
+def test_a_write_whose_decision_cannot_be_audited_reaches_nothing(world: World, sandbox: Sandbox, db_access: None) -> None:
+    """A write tool's decision row is committed (to disk) before Okta is touched. With the audit
+    table unavailable for real (renamed for the duration of the call, so the server's INSERT fails as
+    it would with the database refusing writes), the call fails and Okta sees no request at all."""
+    from django.db import connection
+
+    def table(renamed: bool) -> None:
+        old, new = ("audit_auditevent", "audit_auditevent_offline")[:: 1 if renamed else -1]
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+    before = _last_audit_id()
+    outcome: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        async with world.client("alice_write") as client:
+            mark = len(sandbox.requests())
+            await anyio.to_thread.run_sync(table, True)
+            try:
+                outcome["failed"] = await client.call_tool("suspend_user", {"user_id": BOB})
+            finally:
+                await anyio.to_thread.run_sync(table, False)
+            outcome["requests"] = sandbox.requests()[mark:]
+            outcome["after"] = await client.call_tool("suspend_user", {"user_id": BOB})
+
+    run(scenario)
+    assert "audit trail is unavailable" in error(outcome["failed"])
+    assert outcome["requests"] == []
+    # Once the table is back the same call runs (and asks for confirmation): the refusal was the audit's.
+    assert ok(outcome["after"])["outcome"] == "confirmation_required"
+    rows = AuditEvent.objects.filter(id__gt=before, target="suspend_user")
+    assert [(r.event_type, r.outcome) for r in rows.order_by("id")] == [
+        ("tool.call", ""),
+        ("tool.call.completed", "confirmation_required"),
+    ]

@@ -16,6 +16,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 from django.test import Client as DjangoClient
+from mcp.shared.exceptions import MCPError
 from oauth2_provider.models import AccessToken, RefreshToken
 
 from accounts.models import User
@@ -78,12 +79,27 @@ def _checksum(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def unknown_tool_shape(result: Any, name: str) -> tuple:
-    """What a client can observe of a failed call, with the tool's name taken out."""
+# The MCP specification's protocol error for an unknown tool, with the name taken out.
+UNKNOWN = ("protocol error", -32602, "Unknown tool: <name>")
+
+
+async def call(client: Any, name: str, arguments: dict[str, Any]) -> Any:
+    """The result of a call, or the protocol error the SDK client raised for it."""
+    try:
+        return await client.call_tool(name, arguments)
+    except MCPError as exc:
+        return exc
+
+
+def unknown_tool_shape(outcome: Any, name: str) -> tuple:
+    """What a client can observe of a call, with the tool's name taken out."""
+    if isinstance(outcome, MCPError):
+        return ("protocol error", outcome.code, outcome.message.replace(name, "<name>"))
     return (
-        result.is_error,
-        [(c.type, c.text.replace(name, "<name>")) for c in result.content],
-        result.structured_content,
+        "result",
+        outcome.is_error,
+        [(c.type, c.text.replace(name, "<name>")) for c in outcome.content],
+        outcome.structured_content,
     )
 
 
@@ -105,10 +121,10 @@ def test_people_in_different_groups_get_different_tools_from_the_same_client(
                 out["first_scope"] = storage.tokens.scope if storage.tokens else None
                 # For alice the write tool is granted: the 403 step-up, re-authorization with
                 # mcp.write, and the retried call succeeds. For the others it does not exist.
-                out["hidden"] = await conn.client.call_tool(hidden, hidden_args)
-                out["hidden_no_args"] = await conn.client.call_tool(hidden, {})
-                out["unknown"] = await conn.client.call_tool("no_such_tool", hidden_args)
-                out["whoami"] = await conn.client.call_tool("whoami", {})
+                out["hidden"] = await call(conn.client, hidden, hidden_args)
+                out["hidden_no_args"] = await call(conn.client, hidden, {})
+                out["unknown"] = await call(conn.client, "no_such_tool", hidden_args)
+                out["whoami"] = await call(conn.client, "whoami", {})
                 out["list"] = tool_names(await conn.client.list_tools())
                 out["scope"] = storage.tokens.scope if storage.tokens else None
                 out["authorizations"] = len(conn.authorizations)
@@ -129,7 +145,7 @@ def test_people_in_different_groups_get_different_tools_from_the_same_client(
 
     # alice stepped up once, and her call passed the gate (what the tool then does is its business);
     # her list now has the write tools too.
-    assert unknown_tool_shape(alice["hidden"], hidden)[1] != [("text", "Unknown tool: <name>")], alice["hidden"]
+    assert unknown_tool_shape(alice["hidden"], hidden) != UNKNOWN, alice["hidden"]
     allowed = AuditEvent.objects.filter(event_type="tool.call", decision="allowed", target=hidden)
     assert list(allowed.values_list("actor_login", flat=True)) == ["alice@acme.example"]
     assert alice["authorizations"] == 2 and alice["scope"] == "mcp.read mcp.write"
@@ -143,7 +159,7 @@ def test_people_in_different_groups_get_different_tools_from_the_same_client(
     # A tool that exists but is not granted fails exactly like one that does not exist, whatever
     # the arguments, and never reaches Okta.
     unknown = unknown_tool_shape(bob["unknown"], "no_such_tool")
-    assert unknown == (True, [("text", "Unknown tool: <name>")], None)
+    assert unknown == UNKNOWN
     for who in (bob, carol):
         assert unknown_tool_shape(who["hidden"], hidden) == unknown
         assert unknown_tool_shape(who["hidden_no_args"], hidden) == unknown
@@ -182,7 +198,7 @@ def test_group_changes_apply_at_refresh_and_suspension_revokes_everything(
             out["before"] = tool_names(await conn.client.list_tools())
             # Not granted: the same answer as an unknown tool, not a step-up challenge that would
             # tell carol the tool exists.
-            out["write_call"] = await conn.client.call_tool(write_tool, {})
+            out["write_call"] = await call(conn.client, write_tool, {})
 
             await anyio.to_thread.run_sync(okta_admin.add_to_group, HELPDESK_ID, CAROL_ID)
             conn.force_refresh()
@@ -207,7 +223,7 @@ def test_group_changes_apply_at_refresh_and_suspension_revokes_everything(
         browser.close()
 
     assert out["before"] == []
-    assert unknown_tool_shape(out["write_call"], write_tool)[1] == [("text", "Unknown tool: <name>")]
+    assert unknown_tool_shape(out["write_call"], write_tool) == UNKNOWN
     assert out["added"] == read_tools()
     assert "Helpdesk" in out["added_whoami"]["roles_groups"]
     assert out["removed"] == []
@@ -324,13 +340,13 @@ def test_admin_change_applies_to_the_next_request_and_every_view_agrees(
             kept = sorted(set(REGISTRY) - {removed})
             out["edit"] = await in_django(lambda: edit_role(tools=kept))
             out["after_edit"] = tool_names(await conn.client.list_tools())
-            out["call_removed"] = await conn.client.call_tool(removed, {"user": "bob@acme.example"})
+            out["call_removed"] = await call(conn.client, removed, {"user": "bob@acme.example"})
             out["views_after_edit"] = await in_django(lambda: views_for_alice(scopes))
 
             index = await in_django(lambda: mapping_index("Identity Admins"))
             out["unmap"] = await in_django(lambda: edit_role(**{f"group_mappings-{index}-DELETE": ["on"]}))
             out["after_unmap"] = tool_names(await conn.client.list_tools())
-            out["whoami_after_unmap"] = await conn.client.call_tool("whoami", {})
+            out["whoami_after_unmap"] = await call(conn.client, "whoami", {})
             out["views_after_unmap"] = await in_django(lambda: views_for_alice(scopes))
 
             out["same_tokens"] = storage.tokens is tokens
@@ -348,12 +364,12 @@ def test_admin_change_applies_to_the_next_request_and_every_view_agrees(
 
     assert out["edit"] == 302
     assert out["after_edit"] == sorted(set(read_tools()) - {removed})
-    assert unknown_tool_shape(out["call_removed"], removed)[1] == [("text", "Unknown tool: <name>")]
+    assert unknown_tool_shape(out["call_removed"], removed) == UNKNOWN
     assert out["views_after_edit"] == (set(out["after_edit"]), set(out["after_edit"]))
 
     assert out["unmap"] == 302
     assert out["after_unmap"] == []
-    assert unknown_tool_shape(out["whoami_after_unmap"], "whoami")[1] == [("text", "Unknown tool: <name>")]
+    assert unknown_tool_shape(out["whoami_after_unmap"], "whoami") == UNKNOWN
     assert out["views_after_unmap"] == (set(), set())
 
     # No restart, no re-login, no refresh: the same tokens served every request.
