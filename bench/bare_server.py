@@ -6,7 +6,8 @@ else: no token check, no policy, no audit, no Django. Served by daphne like the 
 BARE_TOOLS is a JSON file written by bench/run.py from the real server's answers: {"tools": [the
 tools/list result for the benchmark user], "whoami": the structured result of whoami}. tools/list
 returns exactly those tools and tools/call whoami that result, so both servers send the same bytes.
-BARE_LEGACY_SESSIONS=stateless mirrors MCP_LEGACY_SESSIONS."""
+BARE_LEGACY_SESSIONS=stateless mirrors MCP_LEGACY_SESSIONS; BARE_GC_THRESHOLD=default runs it with
+CPython's collector thresholds instead of the full server's."""
 
 from __future__ import annotations
 
@@ -84,3 +85,9 @@ class BareApp:
 application = BareApp()
 gc.collect()
 gc.freeze()
+# The full server's collector setting (okta_mcp.asgi.GC_THRESHOLD_GEN0), unless BARE_GC_THRESHOLD
+# says otherwise ("default" keeps CPython's): the comparison is about the security layer, not the
+# collector.
+_threshold = os.environ.get("BARE_GC_THRESHOLD", "50000")
+if _threshold != "default":
+    gc.set_threshold(int(_threshold), 20, 20)

@@ -3,6 +3,8 @@
 import gc
 import os
 
+GC_THRESHOLD_GEN0 = 50_000
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "okta_mcp.settings")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
@@ -26,6 +28,11 @@ application = ProtocolTypeRouter(
 )
 
 # Start-up objects live for the whole process; keeping them out of the collector's generations
-# cuts tail latency (measured: p99 at 50 clients ~90 ms -> ~28 ms).
+# cuts tail latency (measured: p99 at 50 clients ~90 ms -> ~28 ms). Serving one MCP request
+# allocates thousands of short-lived objects (pydantic models, dicts): with the default young-
+# generation threshold (700) the collector ran two to three times per tools/list, each pass also
+# walking whatever the process built after start-up. At 50,000 it runs every dozen or so requests;
+# cyclic garbage waits a little longer (a few MB at most). docs/benchmarks.md has the measurements.
 gc.collect()
 gc.freeze()
+gc.set_threshold(GC_THRESHOLD_GEN0, 20, 20)
