@@ -188,6 +188,50 @@ def _row(event: AuditEvent) -> dict[str, Any]:
     return row
 
 
+def _link(events: list[AuditEvent], prev: str, last_id: int) -> None:
+    for offset, event in enumerate(events, start=1):
+        event.pk = last_id + offset
+        event.prev_hash = prev
+        event.hash = prev = event_hash(prev, event_content(event))
+
+
+def _insert(cursor: Any, events: list[AuditEvent], expected_hash: str) -> bool:
+    """Insert linked `events` and move the head to the last of them, provided the head still holds
+    `expected_hash`; False, with nothing written, when it does not."""
+    table, columns = _quoted(AuditEvent), ", ".join(connection.ops.quote_name(f.column) for f in _FIELDS)
+    move_head = (
+        f"UPDATE {_quoted(AuditChainHead)} SET last_hash = %s, last_event_id = %s WHERE id = 1 AND last_hash = %s"
+    )
+    head_params = [events[-1].hash, events[-1].pk, expected_hash]
+    if connection.vendor == "postgresql":
+        # One statement: the head moves only from the expected hash (under its row lock), and the
+        # rows, which travel as one JSON document that PostgreSQL expands (binding 19 parameters a
+        # row in Python cost more than the rest of the append), go in only when it did, with the
+        # id sequence following.
+        selected = ", ".join(f"r.{connection.ops.quote_name(f.column)}" for f in _FIELDS)
+        rows = json.dumps([_row(event) for event in events], default=str)
+        cursor.execute(
+            f"WITH head AS ({move_head} RETURNING 1), seq AS (SELECT setval(%s::regclass, %s) FROM head) "
+            f"INSERT INTO {table} ({columns}) SELECT {selected} FROM seq, "
+            f"jsonb_populate_recordset(NULL::{table}, %s::jsonb) r",
+            [*head_params, _event_sequence(cursor), events[-1].pk, rows],
+        )
+        return cursor.rowcount == len(events)
+    cursor.execute(move_head, head_params)
+    if cursor.rowcount != 1:
+        return False
+    row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
+    params = [f.get_db_prep_save(getattr(event, f.attname), connection) for event in events for f in _FIELDS]
+    cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(events))}", params)
+    return True
+
+
+def _saved(events: list[AuditEvent]) -> None:
+    for event in events:
+        event._state.adding = False
+        event._state.db = connection.alias
+
+
 def audit_append(events: list[AuditEvent]) -> None:
     """Link `events` to the chain, in order, inside the caller's transaction: lock the head, give
     the rows the next ids, hash each over its content (id included) and its predecessor's hash,
@@ -204,32 +248,24 @@ def audit_append(events: list[AuditEvent]) -> None:
             )
             head = _locked_head(cursor)
             assert head is not None
-        prev, last_id = head
-        for offset, event in enumerate(events, start=1):
-            event.pk = last_id + offset
-            event.prev_hash = prev
-            event.hash = prev = event_hash(prev, event_content(event))
-        table, columns = _quoted(AuditEvent), ", ".join(connection.ops.quote_name(f.column) for f in _FIELDS)
-        move_head = f"UPDATE {_quoted(AuditChainHead)} SET last_hash = %s, last_event_id = %s WHERE id = 1"
-        if connection.vendor == "postgresql":
-            # The rows travel as one JSON document that PostgreSQL expands (binding 19 parameters a
-            # row in Python cost more than the rest of the append), the head moves and the id
-            # sequence follows in the same statement.
-            rows = json.dumps([_row(event) for event in events], default=str)
-            cursor.execute(
-                f"WITH head AS ({move_head}), seq AS (SELECT setval(%s::regclass, %s)) "
-                f"INSERT INTO {table} ({columns}) SELECT {', '.join('r.' + c for c in columns.split(', '))} FROM seq, "
-                f"jsonb_populate_recordset(NULL::{table}, %s::jsonb) r",
-                [prev, events[-1].pk, _event_sequence(cursor), events[-1].pk, rows],
-            )
-        else:
-            row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
-            params = [f.get_db_prep_save(getattr(event, f.attname), connection) for event in events for f in _FIELDS]
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(events))}", params)
-            cursor.execute(move_head, [prev, events[-1].pk])
+        _link(events, *head)
+        if not _insert(cursor, events, head[0]):  # the head is locked: it cannot have moved
+            raise RuntimeError("audit chain head moved while locked")
+    _saved(events)
+
+
+def audit_append_if_head(events: list[AuditEvent], head: tuple[str, int]) -> bool:
+    """In autocommit, one statement: append `events` after `head` (its hash and last id, as the
+    caller last saw them) if the chain still ends there. False, with nothing written and the events
+    unlinked, when another writer has appended since; the caller then uses `audit_append`."""
+    _link(events, *head)
+    with connection.cursor() as cursor:
+        if _insert(cursor, events, head[0]):
+            _saved(events)
+            return True
     for event in events:
-        event._state.adding = False
-        event._state.db = connection.alias
+        event.pk = None
+    return False
 
 
 def audit_record(

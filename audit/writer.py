@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from audit.models import AuditEvent
-from audit.services import audit_append, audit_log_committed
+from audit.services import audit_append, audit_append_if_head, audit_log_committed
 
 logger = logging.getLogger("okta_mcp.audit")
 
@@ -60,12 +60,18 @@ def _settle(future: asyncio.Future[AuditEvent], event: AuditEvent | None) -> Non
         future.set_result(event)
 
 
+def _settle_all(settled: list[tuple[asyncio.Future[AuditEvent], AuditEvent | None]]) -> None:
+    for future, event in settled:
+        _settle(future, event)
+
+
 class AuditWriter:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[_Pending | _CloseConnection] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._async_connection: Any = None
+        self._head: tuple[str, int] | None = None
 
     async def append(self, event: AuditEvent, *, durable: bool = False) -> AuditEvent:
         """Append `event` to the chain; returns it saved (with its id and hash) once committed.
@@ -125,8 +131,7 @@ class AuditWriter:
                 self._write_batch(batch)
             except Exception:  # noqa: BLE001 - the thread must outlive any one batch
                 logger.exception("audit writer: batch failed")
-                for pending in batch:
-                    pending.loop.call_soon_threadsafe(_settle, pending.future, None)
+                self._settle(batch, set())
             if closing is not None:
                 connection.close()
                 closing.done.set()
@@ -142,9 +147,17 @@ class AuditWriter:
         if committed:
             audit_log_committed([pending.event for pending in committed])
         done = {id(pending) for pending in committed}
+        self._settle(batch, done)
+
+    @staticmethod
+    def _settle(batch: list[_Pending], done: set[int]) -> None:
+        # One wake-up per event loop for the whole batch, not one per event.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[AuditEvent], AuditEvent | None]]] = {}
         for pending in batch:
-            ok = id(pending) in done
-            pending.loop.call_soon_threadsafe(_settle, pending.future, pending.event if ok else None)
+            outcome = pending.event if id(pending) in done else None
+            by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, settled)
 
     def _asynchronous_commit(self) -> bool:
         """Whether this thread's connection commits without waiting for the WAL flush. Set once per
@@ -167,19 +180,28 @@ class AuditWriter:
         for attempt in (1, 2):
             try:
                 asynchronous = self._asynchronous_commit()
+                # While this process is the only writer, the head is where its last append left it:
+                # one statement, no lock held across round trips. Otherwise, or for a durable
+                # batch, the locked transaction.
+                if asynchronous and self._head is not None and audit_append_if_head(events, self._head):
+                    self._head = (events[-1].hash, int(events[-1].pk))
+                    return True
                 with transaction.atomic():
                     if durable and asynchronous:
                         with connection.cursor() as cursor:
                             cursor.execute("SET LOCAL synchronous_commit TO ON")
                     audit_append(events)
+                self._head = (events[-1].hash, int(events[-1].pk))
                 return True
             except (OperationalError, InterfaceError):
                 connection.close()
+                self._head = None
                 for event in events:
                     event.pk = None
                 if attempt == 2:
                     logger.exception("audit writer: database unavailable, %d event(s) refused", len(events))
             except Exception:  # noqa: BLE001 - reported per event by the caller
+                self._head = None
                 for event in events:
                     event.pk = None
                 logger.exception("audit writer: %d event(s) refused", len(events))

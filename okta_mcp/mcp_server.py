@@ -5,11 +5,11 @@ through tools.services and run the tool."""
 from __future__ import annotations
 
 import functools
-import json
 import time
 from typing import Any
 
 import anyio
+import orjson
 import mcp_types as types
 from mcp.server.caching import CacheHint
 from mcp.server.lowlevel import Server
@@ -121,9 +121,9 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         result = await spec.handler(tool_ctx, args)
         outcome, error_code, message = tool_ctx.outcome, "", tool_ctx.note
         structured = result.model_dump(mode="json")
-        # Compact separators keep json on its C encoder (indent would not): a 200-user page matters.
+        # orjson: the json module took a millisecond to encode a 200-user page.
         response = types.CallToolResult(
-            content=[types.TextContent(type="text", text=json.dumps(structured, separators=(",", ":")))],
+            content=[types.TextContent(type="text", text=orjson.dumps(structured).decode())],
             structured_content=structured,
         )
     except ToolNeedsInput as exc:

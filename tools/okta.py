@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import threading
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
+import orjson
 from django.conf import settings
 
 from okta_mcp import metrics
@@ -318,7 +318,7 @@ def response_json(resp: Any) -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)
     except ValueError:
         return None
 
@@ -564,7 +564,7 @@ async def okta_read(
 
     body, response = await _call(READ_OPERATIONS.get(template, f"GET {template}"), get, info)
     try:
-        parsed = json.loads(body) if body else None
+        parsed = orjson.loads(body) if body else None
     except ValueError:
         raise OktaError("Okta returned a body that is not JSON", code="bad_response") from None
     request_id = _header(_headers_of(response), "X-Okta-Request-Id")

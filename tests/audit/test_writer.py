@@ -62,3 +62,16 @@ def test_a_durable_event_is_committed_like_the_others() -> None:
     event = asyncio.run(audit_write(_event(7), durable=True))
     assert AuditEvent.objects.get(pk=event.pk).hash == event.hash
     assert audit_chain_verify().ok
+
+
+def test_rows_written_elsewhere_between_batches_keep_the_chain_linear() -> None:
+    """The writer remembers where its last append left the chain and appends there in one
+    statement; when another writer (here the synchronous path, on another connection) has appended
+    since, that statement writes nothing and the locked path takes over."""
+    for round_ in range(3):
+        asyncio.run(audit_write(_event(round_)))
+        audit_record(event_type=EventType.MAINTENANCE, target=f"between-{round_}", meta=RequestMeta())
+        asyncio.run(audit_write(_event(10 + round_)))
+    rows = list(AuditEvent.objects.order_by("id").values_list("target", flat=True))
+    assert rows == [t for r in range(3) for t in (f"tool-{r}", f"between-{r}", f"tool-{10 + r}")]
+    assert audit_chain_verify().ok
