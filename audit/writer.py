@@ -32,6 +32,8 @@ from audit.services import audit_append, audit_append_if_head, audit_log_committ
 logger = logging.getLogger("okta_mcp.audit")
 
 MAX_BATCH = 256
+# The writer keeps one connection while requests keep coming, and closes it after this long idle.
+IDLE_SECONDS = 60.0
 
 
 class AuditUnavailable(Exception):
@@ -104,12 +106,12 @@ class AuditWriter:
         try:
             return self._queue.get(timeout=idle_seconds)
         except queue.Empty:
-            # Idle for a while: give the connection back, as Django does after CONN_MAX_AGE.
+            # Idle for a while: give the connection back.
             connection.close()
             return self._queue.get()
 
     def _run(self) -> None:
-        idle_seconds = float(settings.DATABASES["default"].get("CONN_MAX_AGE") or 0) or 1.0
+        idle_seconds = IDLE_SECONDS
         while True:
             first = self._next(idle_seconds)
             if isinstance(first, _CloseConnection):

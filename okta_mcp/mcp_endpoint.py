@@ -95,7 +95,7 @@ async def _authorize(raw_token: str, meta: RequestMeta) -> tuple[Principal | Ref
         return entry.principal, entry.access
     metrics.principal_cache_lookup("database" if epoch is not None or not principal_cache.enabled else "unavailable")
     # /mcp is outside Django's request cycle, so nothing else closes a connection the database
-    # dropped (restart, failover) or one past CONN_MAX_AGE: database_sync_to_async does.
+    # dropped (restart, failover): database_sync_to_async does.
     principal, access = await database_sync_to_async(_verify)(raw_token, meta)
     if isinstance(principal, Principal) and access is not None:
         principal_cache.put(token_key, epoch, principal, access)

@@ -161,12 +161,18 @@ class Deployment:
     def log_mark(self) -> int:
         return self.access_log.stat().st_size if self.access_log.exists() else 0
 
-    def log_since(self, mark: int) -> list[dict]:
-        """The proxy's access-log entries written after `mark` (nginx writes a line per request
-        when the response is done)."""
-        with self.access_log.open("rb") as f:
-            f.seek(mark)
-            return [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+    def log_since(self, mark: int, expected: int = 0) -> list[dict]:
+        """The proxy's access-log entries written after `mark`, waiting (up to 5 s) for `expected`
+        of them: nginx writes a request's line after its response is done, which the client may
+        see first."""
+        deadline = time.monotonic() + 5
+        while True:
+            with self.access_log.open("rb") as f:
+                f.seek(mark)
+                entries = [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+            if len(entries) >= expected or time.monotonic() > deadline:
+                return entries
+            time.sleep(0.05)
 
     def json_log_lines(self, request_id: str) -> list[dict]:
         """The replicas' JSON log lines carrying `request_id`."""

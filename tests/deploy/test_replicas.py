@@ -129,7 +129,7 @@ def test_session_alternates_between_replicas(
             data={"token": token, "token_type_hint": "access_token", "client_id": public_client.client_id},
         )
         refused = _legacy(http, token, "tools/list", {})
-    served = deployment.log_since(mark)
+    served = deployment.log_since(mark, expected=4)
     assert initialized.status_code == 200 and "mcp-session-id" not in initialized.headers
     assert accepted.status_code == 200 and "whoami" in accepted.text
     assert revoked.status_code == 200
