@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from oauth2_provider.models import Application
 
+from audit.admin_readonly import ReadOnlyModelAdmin
 from audit.models import AuditEvent, EventType
 from audit.services import RequestMeta, audit_export
 from tools.registry import REGISTRY
@@ -58,7 +59,7 @@ class ToolFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin):
     """Read-only for everyone, superusers included: the audit trail is evidence. An admin that could
     add, edit or delete rows would make it worthless, and every such change would break the hash
     chain anyway. Rows are written only by audit.services.audit_record and removed only by
@@ -85,15 +86,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     readonly_fields = fields
     list_per_page = 100
     show_full_result_count = False  # COUNT(*) over the whole trail on every page is not worth it
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="details")
     def details_pretty(self, obj: AuditEvent) -> str:

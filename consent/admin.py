@@ -10,6 +10,7 @@ from django.utils import timezone
 from oauth2_provider import admin as _dot_admin  # noqa: F401 - its registrations happen first, ours replace them
 from oauth2_provider.models import AccessToken, Application, Grant, IDToken, RefreshToken
 
+from audit.admin_readonly import ReadOnlyModelAdmin
 from audit.services import RequestMeta
 from consent import services
 from consent.models import Consent, LoginSession
@@ -34,7 +35,7 @@ class ConsentStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Consent)
-class ConsentAdmin(admin.ModelAdmin):
+class ConsentAdmin(ReadOnlyModelAdmin):
     """Read-only: consent is given by users on the consent page and ended by revocation, which is
     recorded (not deleted) so that the audit trail keeps its subject."""
 
@@ -44,15 +45,6 @@ class ConsentAdmin(admin.ModelAdmin):
     list_select_related = ("user", "application")
     actions = ["revoke_selected"]
     readonly_fields = [f.name for f in Consent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.action(description="Revoke selected consents and their tokens")
     def revoke_selected(self, request: HttpRequest, queryset: Any) -> None:
@@ -66,21 +58,12 @@ class ConsentAdmin(admin.ModelAdmin):
 
 
 @admin.register(LoginSession)
-class LoginSessionAdmin(admin.ModelAdmin):
+class LoginSessionAdmin(ReadOnlyModelAdmin):
     list_display = ("token_family", "user", "application", "started_at", "ends_at", "revoked_at")
     list_select_related = ("user", "application")
     search_fields = ("user__okta_login", "application__client_id")
     readonly_fields = [f.name for f in LoginSession._meta.fields if f.name != "code_hash"]
     exclude = ("code_hash",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # django-oauth-toolkit registers its own token admins; they are replaced here (unregistered and
@@ -90,22 +73,13 @@ class LoginSessionAdmin(admin.ModelAdmin):
 # needs); the value itself is never shown (tokens are stored hashed, and the checksum, a lookup key
 # for the token, is hidden too) and never searchable; "revoke selected" replaces delete and goes
 # through consent.services.tokens_revoke, which writes the audit row.
-class _ReadOnlyCredentialAdmin(admin.ModelAdmin):
+class _ReadOnlyCredentialAdmin(ReadOnlyModelAdmin):
     secret_fields: tuple[str, ...] = ()
     search_fields = ("application__client_id", "application__name", "user__okta_login")
     list_select_related = ("application", "user")
     list_filter = ("application",)
     actions = ["revoke_selected"]
     revoke_argument = ""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in self.model._meta.fields if f.name not in self.secret_fields]

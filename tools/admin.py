@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from audit.admin_readonly import ReadOnlyModelAdmin
 from audit.services import RequestMeta
 from tools import services, views
 from tools.forms import GroupMappingForm, RoleForm
@@ -181,7 +182,7 @@ class ConfirmationStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ToolConfirmation)
-class ToolConfirmationAdmin(admin.ModelAdmin):
+class ToolConfirmationAdmin(ReadOnlyModelAdmin):
     """Read-only for everyone, superusers included: a confirmation is issued and redeemed only by
     tools.confirmations, on behalf of the user it is bound to. An admin that could add or edit one
     could confirm a destructive call for someone else (or mark a pending one used); deleting one
@@ -202,15 +203,6 @@ class ToolConfirmationAdmin(admin.ModelAdmin):
     date_hierarchy = "created"
     fields = ("user", "client_id", "tool", "summary", "created", "expires_at", "used_at", "status")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="summary")
     def summary_line(self, obj: ToolConfirmation) -> str:
