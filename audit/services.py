@@ -163,8 +163,8 @@ def _locked_head(cursor: Any) -> tuple[str, int] | None:
         cursor.execute(
             # The head's last_event_id is read after the lock (a concurrent append that moved it is
             # seen); the sequence only matters for rows inserted some other way.
-            f"SELECT last_hash, GREATEST(COALESCE(last_event_id, 0), (SELECT last_value FROM {_event_sequence(cursor)})) "
-            f"FROM {_quoted(AuditChainHead)} WHERE id = 1 FOR UPDATE",
+            f"SELECT last_hash, GREATEST(COALESCE(last_event_id, 0), "
+            f"(SELECT last_value FROM {_event_sequence(cursor)})) FROM {_quoted(AuditChainHead)} WHERE id = 1 FOR UPDATE",
             [],
         )
         row = cursor.fetchone()
@@ -256,16 +256,14 @@ def audit_append(events: list[AuditEvent]) -> None:
 
 def audit_append_if_head(events: list[AuditEvent], head: tuple[str, int]) -> bool:
     """In autocommit, one statement: append `events` after `head` (its hash and last id, as the
-    caller last saw them) if the chain still ends there. False, with nothing written and the events
-    unlinked, when another writer has appended since; the caller then uses `audit_append`."""
+    caller last saw them) if the chain still ends there. False, with nothing written, when another
+    writer has appended since; the caller then uses `audit_append`, which links them again."""
     _link(events, *head)
     with connection.cursor() as cursor:
-        if _insert(cursor, events, head[0]):
-            _saved(events)
-            return True
-    for event in events:
-        event.pk = None
-    return False
+        if not _insert(cursor, events, head[0]):
+            return False
+    _saved(events)
+    return True
 
 
 def audit_record(

@@ -111,32 +111,27 @@ class AuditWriter:
             return self._queue.get()
 
     def _run(self) -> None:
-        idle_seconds = IDLE_SECONDS
         while True:
-            first = self._next(idle_seconds)
-            if isinstance(first, _CloseConnection):
-                connection.close()
-                first.done.set()
-                continue
-            batch = [first]
-            closing: _CloseConnection | None = None
-            while len(batch) < MAX_BATCH:
+            # A batch: what is queued, up to MAX_BATCH or a request to close the connection.
+            item = self._next(IDLE_SECONDS)
+            batch: list[_Pending] = []
+            while not isinstance(item, _CloseConnection):
+                batch.append(item)
+                if len(batch) == MAX_BATCH:
+                    break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(item, _CloseConnection):
-                    closing = item
-                    break
-                batch.append(item)
-            try:
-                self._write_batch(batch)
-            except Exception:  # noqa: BLE001 - the thread must outlive any one batch
-                logger.exception("audit writer: batch failed")
-                self._settle(batch, set())
-            if closing is not None:
+            if batch:
+                try:
+                    self._write_batch(batch)
+                except Exception:  # noqa: BLE001 - the thread must outlive any one batch
+                    logger.exception("audit writer: batch failed")
+                    self._settle(batch, set())
+            if isinstance(item, _CloseConnection):
                 connection.close()
-                closing.done.set()
+                item.done.set()
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         if self._commit(batch):
@@ -185,7 +180,8 @@ class AuditWriter:
                 # While this process is the only writer, the head is where its last append left it:
                 # one statement, no lock held across round trips. Otherwise, or for a durable
                 # batch, the locked transaction.
-                if asynchronous and self._head is not None and audit_append_if_head(events, self._head):
+                head = self._head if asynchronous and not durable else None
+                if head is not None and audit_append_if_head(events, head):
                     self._head = (events[-1].hash, int(events[-1].pk))
                     return True
                 with transaction.atomic():
@@ -198,14 +194,10 @@ class AuditWriter:
             except (OperationalError, InterfaceError):
                 connection.close()
                 self._head = None
-                for event in events:
-                    event.pk = None
                 if attempt == 2:
                     logger.exception("audit writer: database unavailable, %d event(s) refused", len(events))
             except Exception:  # noqa: BLE001 - reported per event by the caller
                 self._head = None
-                for event in events:
-                    event.pk = None
                 logger.exception("audit writer: %d event(s) refused", len(events))
                 return False
         return False

@@ -89,7 +89,9 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         # protocol error the MCP specification gives for an unknown tool.
         reason = "not granted" if name in REGISTRY else "unknown tool"
         try:
-            await tool_services.tool_call_denied(principal=principal, tool=name[:255], reason=reason, arguments={}, meta=meta)
+            await tool_services.tool_call_denied(
+                principal=principal, tool=name[:255], reason=reason, arguments={}, meta=meta
+            )
         except AuditUnavailable:
             raise MCPError(code=INTERNAL_ERROR, message=_AUDIT_DOWN) from None
         raise MCPError(code=INVALID_PARAMS, message=f"Unknown tool: {name[:255]}")
@@ -109,7 +111,9 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
     if spec.access != "read":
         # Fail closed: a write tool's decision is on disk before Okta is touched, or the tool does not run.
         try:
-            decided = await tool_services.tool_call_decided(principal=principal, tool=name, arguments=arguments, meta=meta)
+            decided = await tool_services.tool_call_decided(
+                principal=principal, tool=name, arguments=arguments, meta=meta
+            )
         except AuditUnavailable:
             return _error_result(_AUDIT_DOWN)
 
