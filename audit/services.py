@@ -94,13 +94,29 @@ def event_content(event: AuditEvent) -> dict[str, Any]:
 
 
 def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
-    return hashlib.sha256(prev_hash.encode() + _canonical(content)).hexdigest()
+    return _hash_of(prev_hash, _canonical(content))
+
+
+def _hash_of(prev_hash: str, canonical: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
 
 
 def audit_log_committed(events: list[AuditEvent]) -> None:
+    """One JSON line per committed row on the `okta_mcp.audit` logger: the exact bytes the row's
+    hash covers, with its hash and its predecessor's, so that a SIEM can check the chain from the
+    lines alone. The batch's lines are written together (`okta_mcp.observability.BatchedStreamHandler`)."""
     for event in events:
-        logger.info(json.dumps({"audit": event_content(event), "hash": event.hash}, default=str))
+        canonical = getattr(event, "_canonical", None) or _canonical(event_content(event))
+        logger.info(
+            '{"audit":%s,"prev_hash":"%s","hash":"%s"}',
+            canonical.decode("ascii"),
+            event.prev_hash,
+            event.hash,
+            extra={"batched": True},
+        )
         metrics.audit_event_observe(event)
+    for handler in logger.handlers:
+        handler.flush()
 
 
 def audit_event(
@@ -192,7 +208,9 @@ def _link(events: list[AuditEvent], prev: str, last_id: int) -> None:
     for offset, event in enumerate(events, start=1):
         event.pk = last_id + offset
         event.prev_hash = prev
-        event.hash = prev = event_hash(prev, event_content(event))
+        # Kept for the row's log line (audit_log_committed), which carries exactly these bytes.
+        event._canonical = _canonical(event_content(event))  # type: ignore[attr-defined]
+        event.hash = prev = _hash_of(prev, event._canonical)  # type: ignore[attr-defined]
 
 
 def _insert(cursor: Any, events: list[AuditEvent], expected_hash: str) -> bool:

@@ -29,7 +29,8 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from audit.models import AuditEvent
 from audit.services import audit_append, audit_append_if_head, audit_log_committed
 
-logger = logging.getLogger("okta_mcp.audit")
+# Not "okta_mcp.audit": that logger's stream carries only the rows' JSON lines.
+logger = logging.getLogger("okta_mcp.audit_writer")
 
 MAX_BATCH = 256
 # The writer keeps one connection while requests keep coming, and closes it after this long idle.

@@ -347,7 +347,7 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
-        "audit": {"class": "logging.StreamHandler", "formatter": "raw", "stream": "ext://sys.stdout"},
+        "audit": {"class": "okta_mcp.observability.BatchedStreamHandler", "formatter": "raw", "stream": "ext://sys.stdout"},
     },
     "loggers": {
         "okta_mcp.audit": {"handlers": ["audit"], "level": "INFO", "propagate": False},

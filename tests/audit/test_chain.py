@@ -3,6 +3,7 @@ redacted before they are stored or logged, and concurrent writers keep the chain
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -206,6 +207,71 @@ def test_json_log_line_after_commit_only(caplog: pytest.LogCaptureFixture) -> No
     assert len(lines) == 1
     assert lines[0]["audit"]["id"] == event.pk and lines[0]["audit"]["target"] == "kept"
     assert lines[0]["audit"]["request_id"] == "r1" and lines[0]["hash"] == event.hash
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_json_lines_alone_verify_the_chain(caplog: pytest.LogCaptureFixture) -> None:
+    """What a SIEM receives is enough to check the rows it was sent: each line holds the bytes its
+    hash covers (canonical JSON) with its predecessor's hash."""
+    with caplog.at_level(logging.INFO, logger="okta_mcp.audit"):
+        events = _record(3)
+    raw = [r.getMessage() for r in caplog.records if r.name == "okta_mcp.audit"]
+    assert len(raw) == 3
+    prev = events[0].prev_hash
+    for line, event in zip(raw, events, strict=True):
+        parsed = json.loads(line)
+        canonical = json.dumps(parsed["audit"], sort_keys=True, separators=(",", ":"), default=str)
+        assert f'"audit":{canonical},' in line  # the very bytes, not a re-encoding
+        assert parsed["prev_hash"] == prev
+        assert hashlib.sha256(prev.encode() + canonical.encode()).hexdigest() == parsed["hash"] == event.hash
+        prev = parsed["hash"]
+    assert AuditChainHead.objects.get(pk=1).last_hash == prev
+
+
+def test_batched_lines_are_written_together_and_other_records_at_once() -> None:
+    from okta_mcp.observability import BatchedStreamHandler
+
+    writes: list[str] = []
+
+    class Stream:
+        def write(self, text: str) -> None:
+            writes.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    handler = BatchedStreamHandler(Stream())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("tests.batched")
+    log.propagate, log.level = False, logging.INFO
+    log.addHandler(handler)
+    try:
+        log.info("a", extra={"batched": True})
+        log.info("b", extra={"batched": True})
+        assert writes == []
+        handler.flush()
+        assert writes == ["a\nb\n"]
+        log.info("c", extra={"batched": True})
+        log.warning("not batched")  # written at once, after what was held
+        assert writes == ["a\nb\n", "c\nnot batched\n"]
+    finally:
+        log.removeHandler(handler)
+
+
+def test_a_failing_log_stream_never_fails_the_caller(capsys: pytest.CaptureFixture[str]) -> None:
+    from okta_mcp.observability import BatchedStreamHandler
+
+    class Broken:
+        def write(self, text: str) -> None:
+            raise OSError("disk full")
+
+        def flush(self) -> None:
+            pass
+
+    handler = BatchedStreamHandler(Broken())
+    handler.emit(logging.makeLogRecord({"msg": "x", "batched": True}))
+    handler.flush()  # reported on stderr by logging, not raised
+    assert "could not be written" in capsys.readouterr().err
 
 
 @pytest.mark.django_db(transaction=True)

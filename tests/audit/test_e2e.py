@@ -189,7 +189,7 @@ def test_no_token_or_secret_in_audit_rows_or_logs(server_url, okta_org, public_c
     assert "daphne.log" in logs
     # The server's audit lines for this test are in the log being searched.
     last = rows[-1]
-    assert f'"hash": "{last["hash"]}"' in logs["daphne.log"]
+    assert f'"hash":"{last["hash"]}"' in logs["daphne.log"]
     for name, text in logs.items():
         assert _secrets_in(text, secrets) == set(), name
 
