@@ -9,6 +9,11 @@ while the epoch read at the start of the request is the one read before the entr
 a revocation on any replica takes effect on every replica at its next request. Entries also end
 with the token, with the consent, and after `MCP_PRINCIPAL_CACHE_SECONDS` at most.
 
+Concurrent requests share epoch reads, but never one that was sent before they arrived (it could
+miss a change committed just before them): a request joins the next read, which is sent as soon as
+the one in flight has answered. Under load that is one GET per turn of the event loop instead of
+one per request, and no request waits for more than two round trips.
+
 When Redis cannot be read, nothing is reused: every request is verified against the database. When
 the epoch cannot be replaced after a change, the failure is logged and counted; remembered answers
 then end within `MCP_PRINCIPAL_CACHE_SECONDS`. Without Redis (the embedded SQLite default) the cache
@@ -36,6 +41,15 @@ EPOCH_KEY = "okta-mcp:authz-epoch"
 MAX_ENTRIES = 10_000
 
 
+class _EpochReads:
+    """The requests of one event loop waiting for the next epoch read, and whether a read is running."""
+
+    def __init__(self) -> None:
+        self.waiting: list[asyncio.Future[bytes | None]] = []
+        self.in_flight: list[asyncio.Future[bytes | None]] = []
+        self.task: asyncio.Task[None] | None = None
+
+
 @dataclass(frozen=True)
 class _Entry:
     epoch: bytes
@@ -49,6 +63,7 @@ class PrincipalCache:
         self._entries: dict[str, _Entry] = {}
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._reads = _EpochReads()
 
     @property
     def enabled(self) -> bool:
@@ -63,12 +78,44 @@ class PrincipalCache:
                 settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0
             )
             self._client_loop = loop
+            self._reads = _EpochReads()
         return self._client
 
     async def epoch(self) -> bytes | None:
-        """The current epoch, or None when it cannot be known (then nothing may be reused)."""
+        """The current epoch, read after this call began; None when it cannot be known (then
+        nothing may be reused)."""
         if not self.enabled:
             return None
+        self._redis()  # binds the client and the waiting list to this event loop
+        reads = self._reads
+        waiter: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        reads.waiting.append(waiter)
+        if reads.task is None:
+            reads.task = asyncio.get_running_loop().create_task(self._read_for_waiting(reads))
+        # A request cancelled while it waits cancels only its own future, not the shared read.
+        return await waiter
+
+    async def _read_for_waiting(self, reads: _EpochReads) -> None:
+        try:
+            while reads.waiting:
+                # Everyone waiting now arrived before this read is sent.
+                reads.in_flight, reads.waiting = reads.waiting, []
+                value = await self._read_epoch()
+                self._settle(reads.in_flight, value)
+                reads.in_flight = []
+        finally:
+            reads.task = None
+            # Anyone left (only when this task itself was cancelled) is verified against the database.
+            self._settle(reads.in_flight + reads.waiting, None)
+            reads.in_flight, reads.waiting = [], []
+
+    @staticmethod
+    def _settle(waiters: list[asyncio.Future[bytes | None]], value: bytes | None) -> None:
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(value)
+
+    async def _read_epoch(self) -> bytes | None:
         try:
             client = self._redis()
             value = await client.get(EPOCH_KEY)

@@ -176,3 +176,72 @@ def test_an_entry_ends_with_its_token_its_consent_and_its_epoch() -> None:
     assert cache.get("token", None) is None  # epoch unknown: never reused
     time.sleep(1.1)
     assert cache.get("token", b"e1") is None and cache.get("consent", b"e1") is None
+
+
+def _gets() -> int:
+    import redis
+
+    stats = redis.Redis.from_url(settings.REDIS_URL).info("commandstats")
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+
+def test_concurrent_requests_share_one_epoch_read() -> None:
+    import asyncio
+
+    async def scenario() -> tuple[int, set[bytes | None]]:
+        cache = PrincipalCache()
+        await cache.epoch()  # connects, and starts an epoch if there is none
+        before = _gets()
+        values = await asyncio.gather(*(cache.epoch() for _ in range(20)))
+        return _gets() - before, set(values)
+
+    reads, values = asyncio.run(scenario())
+    assert reads == 1
+    assert len(values) == 1 and None not in values
+
+
+def test_an_epoch_read_sent_before_a_request_arrived_is_not_its_answer() -> None:
+    """A change committed after one request's read was sent, but before a second request asked,
+    must be seen by the second: it waits for the next read instead of sharing the one in flight."""
+    import asyncio
+
+    import redis
+
+    from consent.principal_cache import _replace_epoch
+
+    async def scenario() -> tuple[bytes | None, bytes | None, bytes, bytes]:
+        cache = PrincipalCache()
+        old = await cache.epoch()
+        assert old is not None
+        before = _gets()
+        first = asyncio.create_task(cache.epoch())
+        # Run the event loop until Redis has answered the first request's read (its answer then
+        # waits in the socket); only then change the epoch, from "another process".
+        while _gets() == before:
+            await asyncio.sleep(0)
+        _replace_epoch()
+        new = redis.Redis.from_url(settings.REDIS_URL).get(EPOCH_KEY)
+        assert new is not None and new != old
+        second = await cache.epoch()
+        return await first, second, old, new
+
+    first, second, old, new = asyncio.run(scenario())
+    assert first == old
+    assert second == new
+
+
+def test_a_request_cancelled_while_waiting_for_the_epoch_leaves_the_others_their_answer() -> None:
+    import asyncio
+
+    async def scenario() -> list[bytes | None]:
+        cache = PrincipalCache()
+        await cache.epoch()
+        waiting = [asyncio.create_task(cache.epoch()) for _ in range(5)]
+        await asyncio.sleep(0)
+        waiting[0].cancel()
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError)
+        return [r for r in results[1:] if not isinstance(r, BaseException)]
+
+    values = asyncio.run(scenario())
+    assert len(values) == 4 and len(set(values)) == 1 and values[0] is not None
