@@ -275,7 +275,15 @@ class LockSampler(threading.Thread):
 
 
 def run_wrk(
-    url: str, clients_file: Path, protocol: str, n: int, duration: int, watch: dict[str, list[int]], dsn: str, postmaster: int
+    url: str,
+    clients_file: Path,
+    protocol: str,
+    n: int,
+    duration: int,
+    watch: dict[str, list[int]],
+    dsn: str,
+    postmaster: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     env = {**os.environ, "BENCH_CLIENTS": str(clients_file), "BENCH_PROTOCOL": protocol}
     cmd = ["wrk", "-t", str(n), "-c", str(n), "-d", f"{duration}s", "--timeout", "10s", "-s", str(ROOT / "bench" / "mcp.lua"), url]
@@ -285,8 +293,22 @@ def run_wrk(
     load_before = os.getloadavg()[0]
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler.start()
+    spies = []
+    if profile is not None:
+        # py-spy pauses the process for each sample (its stacks are wrong otherwise); both servers pay alike.
+        spies = [
+            subprocess.Popen(
+                [str(Path(PY).parent / "py-spy"), "record", "-r", "250", "-f", "raw", "-d", str(duration),
+                 "-p", str(pid), "-o", f"{profile}-{pid}.txt"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for pid in watch.get("server", [])
+        ]
     started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    for spy in spies:
+        spy.wait()
     elapsed = time.monotonic() - started
     sampler.stop_event.set()
     sampler.join()
@@ -432,6 +454,14 @@ def main() -> None:
     parser.add_argument("--token-concurrency", type=int, default=10)
     parser.add_argument("--skip-replicas", action="store_true")
     parser.add_argument(
+        "--hold", action="store_true", help="diagnostic only: start both servers and their clients, then wait to be stopped"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="diagnostic only: sample the servers' stacks with py-spy during each measured MCP run (var/bench/profile-*)",
+    )
+    parser.add_argument(
         "--no-fsync",
         action="store_true",
         help="diagnostic only: PostgreSQL without fsync/synchronous_commit, to show what durable commits cost",
@@ -555,6 +585,9 @@ def main() -> None:
             files[(server, MODERN)] = WORK / f"clients-{server}-modern.txt"
             files[(server, MODERN)].write_text("".join(f"{t or '-'} -\n" for t in toks))
 
+        if args.hold:
+            log(f"holding: full {full_url} (pid {full.pid}), bare {bare_url} (pid {bare.pid}); clients in {WORK}; Ctrl-C ends")
+            signal.pause()
         watch_full = {"server": [full.pid]}
         watch_bare = {"server": [bare.pid]}
         results["mcp"] = []
@@ -567,7 +600,10 @@ def main() -> None:
                     for server, url, watch in (("full", full_url, watch_full), ("bare", bare_url, watch_bare)):
                         log(f"{protocol} N={n} {server} ({attempt + 1}/{args.repeat})")
                         run_wrk(url, files[(server, protocol)], protocol, n, args.warmup, watch, dsn, postmaster)
-                        runs[server].append(run_wrk(url, files[(server, protocol)], protocol, n, args.duration, watch, dsn, postmaster))
+                        profile = WORK / f"profile-{server}-{protocol}-{n}-{attempt + 1}" if args.profile else None
+                        runs[server].append(
+                            run_wrk(url, files[(server, protocol)], protocol, n, args.duration, watch, dsn, postmaster, profile)
+                        )
                 for server, measured in runs.items():
                     row[server] = median_run(measured)
                     row[server]["all_rps"] = [m["rps"] for m in measured]
