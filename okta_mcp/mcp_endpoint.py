@@ -10,6 +10,7 @@ handlers with the request."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -69,11 +70,30 @@ async def _plain(send: Any, status: int, message: str) -> None:
     await _send(send, status, [(b"content-type", b"application/json")], body)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request's headers by lower-case name, read once; of a repeated header, the first."""
+    return {key.lower(): value for key, value in reversed(scope.get("headers", []))}
+
+
+def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
+
+
+@functools.lru_cache(maxsize=4096)
+def _sdk_user(principal: Principal) -> AuthenticatedUser:
+    """What the SDK's handlers see of the caller, built once per verified principal."""
+    return AuthenticatedUser(
+        SdkAccessToken(
+            token="",  # the raw token never travels further than the gate
+            client_id=principal.client_id,
+            scopes=sorted(principal.scopes),
+            expires_at=int(principal.token_expires.timestamp()),
+            resource=settings.MCP_RESOURCE,
+            subject=principal.okta_sub,
+            claims={"iss": settings.ISSUER},
+        )
+    )
 
 
 def _verify(raw_token: str, meta: RequestMeta) -> tuple[Principal | Refusal, EffectiveAccess | None]:
@@ -136,7 +156,8 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        request_id = request_id_from(_header(scope, b"x-request-id"))
+        headers = _headers(scope)
+        request_id = request_id_from(_header(headers, b"x-request-id"))
         context = request_id_set(request_id)
         started = time.perf_counter()
         status = 0
@@ -149,7 +170,7 @@ class McpEndpoint:
             await send(message)
 
         try:
-            await self._serve(scope, receive, send_observed, request_id)
+            await self._serve(scope, headers, receive, send_observed, request_id)
         finally:
             request_id_reset(context)
             request_finished(
@@ -161,12 +182,12 @@ class McpEndpoint:
                 request_id=request_id,
             )
 
-    async def _serve(self, scope: Scope, receive: Any, send: Any, request_id: str) -> None:
-        host = _header(scope, b"host") or ""
+    async def _serve(self, scope: Scope, headers: dict[bytes, bytes], receive: Any, send: Any, request_id: str) -> None:
+        host = _header(headers, b"host") or ""
         if host != settings.PUBLIC_HOST:
             await _plain(send, 421, "misdirected request: unknown Host")
             return
-        origin = _header(scope, b"origin")
+        origin = _header(headers, b"origin")
         if origin is not None and origin not in settings.MCP_ALLOWED_ORIGINS:
             await _plain(send, 403, "forbidden Origin")
             return
@@ -179,7 +200,7 @@ class McpEndpoint:
 
         body = b""
         if scope["method"] == "POST":
-            declared = _header(scope, b"content-length")
+            declared = _header(headers, b"content-length")
             if declared and declared.isdigit() and int(declared) > settings.MCP_MAX_BODY_BYTES:
                 await _plain(send, 413, "request body too large")
                 return
@@ -199,11 +220,11 @@ class McpEndpoint:
                     break
             body = b"".join(chunks)
 
-        authorization = _header(scope, b"authorization") or ""
+        authorization = _header(headers, b"authorization") or ""
         scheme, _, raw_token = authorization.partition(" ")
         meta = RequestMeta(
             source_ip=(scope.get("client") or ("", 0))[0] or "",
-            user_agent=(_header(scope, b"user-agent") or "")[:512],
+            user_agent=(_header(headers, b"user-agent") or "")[:512],
             request_id=request_id,
         )
         if scheme.lower() != "bearer" or not raw_token.strip():
@@ -235,17 +256,8 @@ class McpEndpoint:
             await _send(send, 400, [(b"content-type", b"application/json")], body_out)
             return
 
-        sdk_token = SdkAccessToken(
-            token="",  # the raw token never travels further than this function
-            client_id=principal.client_id,
-            scopes=sorted(principal.scopes),
-            expires_at=int(principal.token_expires.timestamp()),
-            resource=settings.MCP_RESOURCE,
-            subject=principal.okta_sub,
-            claims={"iss": settings.ISSUER},
-        )
         scope = dict(scope)
-        scope["user"] = AuthenticatedUser(sdk_token)
+        scope["user"] = _sdk_user(principal)
         scope[SCOPE_PRINCIPAL] = principal
         scope[SCOPE_ACCESS] = access
         scope[SCOPE_META] = meta

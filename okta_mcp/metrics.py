@@ -67,21 +67,29 @@ PRINCIPAL_CACHE_INVALIDATION_FAILURES = Counter(
 )
 
 _seen: dict[str, set[str]] = {}
+# Raw values already admitted, with their label value (every request labels its endpoint, every
+# tool call its tool): a dictionary lookup instead of a regular expression. Bounded like the labels.
+_admitted: dict[tuple[str, str], str] = {}
+MAX_ADMITTED = 10_000
 _seen_lock = threading.Lock()
 _NOT_LABEL = re.compile(r"[^a-z0-9_.]+")
 
 
 def bounded(label: str, value: str) -> str:
     """`value` as a label value, or "other" once `label` already has MAX_LABEL_VALUES values."""
-    value = _NOT_LABEL.sub("_", value.strip().lower()).strip("_")[:64] or "none"
+    known = _admitted.get((label, value))
+    if known is not None:
+        return known
+    cleaned = _NOT_LABEL.sub("_", value.strip().lower()).strip("_")[:64] or "none"
     seen = _seen.setdefault(label, set())
-    if value in seen:
-        return value
-    with _seen_lock:
-        if len(seen) >= MAX_LABEL_VALUES:
-            return OTHER
-        seen.add(value)
-    return value
+    if cleaned not in seen:
+        with _seen_lock:
+            if len(seen) >= MAX_LABEL_VALUES:
+                return OTHER
+            seen.add(cleaned)
+    if len(_admitted) < MAX_ADMITTED:
+        _admitted[(label, value)] = cleaned
+    return cleaned
 
 
 def http_request_observe(*, endpoint: str, method: str, status: int, seconds: float) -> None:
