@@ -60,6 +60,23 @@ def _error_result(message: str) -> types.CallToolResult:
 _AUDIT_DOWN = "The audit trail is unavailable, so the call was not run. Try again later."
 
 
+def _tool_result(result: BaseModel) -> dict[str, Any]:
+    """A tool's successful result, as the wire form of a CallToolResult: its JSON as structured
+    content and, for clients that only read text, as a text block. A plain dict because the SDK
+    validates and dumps a handler's result for the negotiated protocol version anyway: a model
+    here would be dumped once more before that (measured: 0.18 ms of CPU for a 200-user page).
+    "resultType" is what the 2026-07-28 result requires (the CallToolResult model sets it by
+    default); for 2025-11-25 and earlier the SDK leaves it out."""
+    structured = result.model_dump(mode="json")
+    # orjson: the json module took a millisecond to encode a 200-user page.
+    return {
+        "content": [{"type": "text", "text": orjson.dumps(structured).decode()}],
+        "structuredContent": structured,
+        "isError": False,
+        "resultType": "complete",
+    }
+
+
 def _request_state(ctx: Any) -> tuple[Any, EffectiveAccess, Any]:
     scope = ctx.request.scope
     return scope[SCOPE_PRINCIPAL], scope[SCOPE_ACCESS], scope[SCOPE_META]
@@ -80,7 +97,9 @@ async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
     return types.ListToolsResult(tools=list(tools), cache_scope="private", ttl_ms=0)
 
 
-async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult | types.InputRequiredResult:
+async def call_tool(
+    ctx: Any, params: types.CallToolRequestParams
+) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
     principal, access, meta = _request_state(ctx)
     name = params.name
     arguments = params.arguments or {}
@@ -120,16 +139,11 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
     tool_ctx = ToolContext(principal=principal, mcp=ctx)
     started = time.monotonic()
     outcome, error_code, message = "error", "internal", ""
-    response: types.CallToolResult | types.InputRequiredResult
+    response: types.CallToolResult | types.InputRequiredResult | dict[str, Any]
     try:
         result = await spec.handler(tool_ctx, args)
         outcome, error_code, message = tool_ctx.outcome, "", tool_ctx.note
-        structured = result.model_dump(mode="json")
-        # orjson: the json module took a millisecond to encode a 200-user page.
-        response = types.CallToolResult(
-            content=[types.TextContent(type="text", text=orjson.dumps(structured).decode())],
-            structured_content=structured,
-        )
+        response = _tool_result(result)
     except ToolNeedsInput as exc:
         # A destructive tool asking its user to confirm, on the 2026-07-28 wire (no back channel).
         outcome, error_code, message = tool_ctx.outcome, "", tool_ctx.note

@@ -27,6 +27,7 @@ from tests.mcp.conftest import (
     rpc_body,
     rpc_request,
     tool_error_text,
+    tool_result,
 )
 
 BOTH = pytest.mark.parametrize("mode", [MODERN, LEGACY])
@@ -226,3 +227,37 @@ def test_sdk_client_reads_bad_input_as_tool_errors(server_url, okta_org, public_
     browser.close()
     assert [(err, delta) for err, _, delta in out] == [(True, 0)] * 3
     assert "user:" in out[0][1] and "admin:" in out[1][1] and out[2][1].startswith("invalid user:")
+
+
+# --- a tool's result on the wire -----------------------------------------------------------------------
+
+
+@BOTH
+def test_tool_result_on_the_wire_is_structured_and_text(world, db_access, mode) -> None:
+    """A successful tool call answers exactly the fields of a CallToolResult for the version spoken:
+    structured content that conforms to the tool's outputSchema, the same JSON as one text block,
+    isError false, and (2026-07-28 only) resultType "complete"."""
+    import jsonschema
+
+    token = world.tokens["bob"]
+    session = _session(world, mode, token)
+    listed = rpc_body(rpc_request(world.url, "tools/list", {}, token=token, mode=mode, session=session))
+    schemas = {t["name"]: t["outputSchema"] for t in listed["result"]["tools"]}
+    calls = [
+        ("list_users", {"limit": 200}),
+        ("list_users", {"limit": 2, "full": True}),
+        ("get_user", {"user": "bob@acme.example"}),
+    ]
+    for name, arguments in calls:
+        result = tool_result(call_tool(world.url, name, arguments, token=token, mode=mode, session=session))
+        expected = {"content", "structuredContent", "isError"} | ({"resultType", "_meta"} if mode == MODERN else set())
+        assert set(result) == expected, (name, sorted(result))
+        assert result["isError"] is False and result.get("resultType", "complete") == "complete", result.keys()
+        [block] = result["content"]
+        assert set(block) == {"type", "text"} and block["type"] == "text"
+        structured = result["structuredContent"]
+        assert json.loads(block["text"]) == structured, name
+        jsonschema.validate(structured, schemas[name])
+        if name == "list_users":
+            assert structured["returned"] == len(structured["items"]) > 0
+            assert all((i["full"] is not None) == arguments.get("full", False) for i in structured["items"])
