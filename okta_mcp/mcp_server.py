@@ -82,19 +82,29 @@ def _request_state(ctx: Any) -> tuple[Any, EffectiveAccess, Any]:
     return scope[SCOPE_PRINCIPAL], scope[SCOPE_ACCESS], scope[SCOPE_META]
 
 
+@functools.cache
+def _tool_wire(name: str) -> dict[str, Any]:
+    return tool_definition(REGISTRY[name]).model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
 @functools.lru_cache(maxsize=256)
-def _tool_list(usable: frozenset[str]) -> tuple[types.Tool, ...]:
-    return tuple(tool_definition(REGISTRY[n]) for n in sorted(usable))
+def _tool_list(usable: frozenset[str]) -> tuple[dict[str, Any], ...]:
+    return tuple(_tool_wire(n) for n in sorted(usable))
 
 
-async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+async def list_tools(ctx: Any, params: Any) -> dict[str, Any]:
+    """The caller's tools, as the wire form of a ListToolsResult. A plain dict for the reason
+    _tool_result gives: the definitions never change in a running process, so each is dumped once,
+    and the SDK only validates and sieves the list for the negotiated protocol version (measured:
+    dumping the models took 1.2 ms of CPU per tools/list of 37 tools). The SDK copies what a handler
+    returns before shaping it, and only reads the definitions, so they are shared between requests."""
     principal, access, meta = _request_state(ctx)
     tools = _tool_list(access.usable)
     try:
-        await tool_services.tools_listed(principal=principal, tools=[t.name for t in tools], meta=meta)
+        await tool_services.tools_listed(principal=principal, tools=[t["name"] for t in tools], meta=meta)
     except AuditUnavailable:
         raise MCPError(code=INTERNAL_ERROR, message="The audit trail is unavailable. Try again later.") from None
-    return types.ListToolsResult(tools=list(tools), cache_scope="private", ttl_ms=0)
+    return {"tools": list(tools), "cacheScope": "private", "ttlMs": 0, "resultType": "complete"}
 
 
 async def call_tool(

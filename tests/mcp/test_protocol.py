@@ -229,6 +229,37 @@ def test_sdk_client_reads_bad_input_as_tool_errors(server_url, okta_org, public_
     assert "user:" in out[0][1] and "admin:" in out[1][1] and out[2][1].startswith("invalid user:")
 
 
+# --- the tool list on the wire -------------------------------------------------------------------------
+
+
+@BOTH
+def test_tool_list_on_the_wire_is_what_the_sdk_makes_of_the_definitions(world, db_access, mode) -> None:
+    """tools/list answers definitions dumped once and shared between requests: each is exactly what
+    the SDK makes of the tool's definition model for the version spoken, and a second list (after a
+    list on the other version) is the same as the first."""
+    import mcp_types as types
+    from mcp_types.methods import serialize_server_result
+
+    from okta_mcp.mcp_server import tool_definition
+    from tools.registry import REGISTRY
+
+    token = world.tokens["bob"]
+    session = _session(world, mode, token)
+    first = rpc_body(rpc_request(world.url, "tools/list", {}, token=token, mode=mode, session=session))["result"]
+    other = MODERN if mode == LEGACY else LEGACY
+    rpc_body(rpc_request(world.url, "tools/list", {}, token=token, mode=other, session=_session(world, other, token)))
+    second = rpc_body(rpc_request(world.url, "tools/list", {}, token=token, mode=mode, session=session))["result"]
+    assert first["tools"] == second["tools"]
+    names = [t["name"] for t in first["tools"]]
+    assert names == sorted(names) and len(names) > 5
+    models = types.ListToolsResult(tools=[tool_definition(REGISTRY[n]) for n in names], cache_scope="private", ttl_ms=0)
+    expected = serialize_server_result(
+        "tools/list", mode, models.model_dump(by_alias=True, mode="json", exclude_none=True)
+    )
+    assert first["tools"] == expected["tools"]
+    assert ("ttlMs" in first) == (mode == MODERN)
+
+
 # --- a tool's result on the wire -----------------------------------------------------------------------
 
 
