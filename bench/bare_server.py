@@ -7,7 +7,12 @@ BARE_TOOLS is a JSON file written by bench/run.py from the real server's answers
 tools/list result for the benchmark user], "whoami": the structured result of whoami}. tools/list
 returns exactly those tools and tools/call whoami that result, so both servers send the same bytes.
 BARE_LEGACY_SESSIONS=stateless mirrors MCP_LEGACY_SESSIONS; BARE_GC_THRESHOLD=default runs it with
-CPython's collector thresholds instead of the full server's."""
+CPython's collector thresholds instead of the full server's.
+
+By default the handlers return the SDK's result models, as the SDK's examples do. The full server's
+handlers return wire dicts (the tool definitions dumped once, okta_mcp.mcp_server), which spares the
+SDK one dump per request; BARE_WIRE_DICTS=1 gives the bare server the same, so that the comparison
+isolates the security layer (bench/run.py --bare-wire-dicts)."""
 
 from __future__ import annotations
 
@@ -29,16 +34,23 @@ SCHEMAS = {t.name: t.input_schema for t in TOOLS}
 WHOAMI: dict[str, Any] = _data["whoami"]
 
 
-async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+WIRE_DICTS = os.environ.get("BARE_WIRE_DICTS", "0") == "1"
+TOOLS_WIRE = [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in TOOLS]
+
+
+async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult | dict[str, Any]:
+    if WIRE_DICTS:
+        return {"tools": list(TOOLS_WIRE), "cacheScope": "private", "ttlMs": 0, "resultType": "complete"}
     return types.ListToolsResult(tools=TOOLS, cache_scope="private", ttl_ms=0)
 
 
-async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult | dict[str, Any]:
     if params.name != "whoami":
         return types.CallToolResult(content=[types.TextContent(type="text", text=f"Unknown tool: {params.name}")], is_error=True)
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=json.dumps(WHOAMI, indent=1))], structured_content=WHOAMI
-    )
+    text = json.dumps(WHOAMI, separators=(",", ":"), ensure_ascii=False)  # as the full server writes it
+    if WIRE_DICTS:
+        return {"content": [{"type": "text", "text": text}], "structuredContent": WHOAMI, "isError": False, "resultType": "complete"}
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=WHOAMI)
 
 
 def build_server() -> Server[Any]:

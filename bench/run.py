@@ -462,6 +462,11 @@ def main() -> None:
         help="diagnostic only: sample the servers' stacks with py-spy during each measured MCP run (var/bench/profile-*)",
     )
     parser.add_argument(
+        "--bare-wire-dicts",
+        action="store_true",
+        help="diagnostic only: the bare server's handlers answer cached wire dicts, as the full server's do",
+    )
+    parser.add_argument(
         "--no-fsync",
         action="store_true",
         help="diagnostic only: PostgreSQL without fsync/synchronous_commit, to show what durable commits cost",
@@ -572,7 +577,7 @@ def main() -> None:
         bare = stack.start(
             "bare",
             [PY, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(bare_port), "bench.bare_server:application"],
-            {**os.environ, "BARE_TOOLS": str(WORK / "tools.json")},
+            {**os.environ, "BARE_TOOLS": str(WORK / "tools.json"), "BARE_WIRE_DICTS": "1" if args.bare_wire_dicts else "0"},
         )
         wait_http(bare_url + "/", bare)
 
