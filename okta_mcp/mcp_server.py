@@ -97,14 +97,16 @@ async def list_tools(ctx: Any, params: Any) -> dict[str, Any]:
     _tool_result gives: the definitions never change in a running process, so each is dumped once,
     and the SDK only validates and sieves the list for the negotiated protocol version (measured:
     dumping the models took 1.2 ms of CPU per tools/list of 37 tools). The SDK copies what a handler
-    returns before shaping it, and only reads the definitions, so they are shared between requests."""
+    returns before shaping it, and only reads the definitions, so they are shared between requests.
+    ttlMs and cacheScope come from the server's cache hint for tools/list (build_server), the one place
+    they are set; "resultType" as in _tool_result."""
     principal, access, meta = _request_state(ctx)
     tools = _tool_list(access.usable)
     try:
         await tool_services.tools_listed(principal=principal, tools=[t["name"] for t in tools], meta=meta)
     except AuditUnavailable:
         raise MCPError(code=INTERNAL_ERROR, message="The audit trail is unavailable. Try again later.") from None
-    return {"tools": list(tools), "cacheScope": "private", "ttlMs": 0, "resultType": "complete"}
+    return {"tools": list(tools), "resultType": "complete"}
 
 
 async def call_tool(
