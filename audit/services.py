@@ -3,6 +3,7 @@ transaction, so the audit row commits or rolls back with the change it describes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -213,34 +214,43 @@ def _link(events: list[AuditEvent], prev: str, last_id: int) -> None:
         event.hash = prev = _hash_of(prev, event._canonical)  # type: ignore[attr-defined]
 
 
+@functools.cache
+def _statements(vendor: str) -> tuple[str, str, str]:
+    """The append statements' text for a database vendor: built once, since quoting 19 column names
+    through the connection proxy on every batch cost the writer more than its hashing. Returns the
+    head move, the column list and (PostgreSQL) the whole one-statement append."""
+    quote = connection.ops.quote_name
+    table = _quoted(AuditEvent)
+    columns = ", ".join(quote(f.column) for f in _FIELDS)
+    move_head = f"UPDATE {_quoted(AuditChainHead)} SET last_hash = %s, last_event_id = %s WHERE id = 1 AND last_hash = %s"
+    selected = ", ".join(f"r.{quote(f.column)}" for f in _FIELDS)
+    one_statement = (
+        f"WITH head AS ({move_head} RETURNING 1), seq AS (SELECT setval(%s::regclass, %s) FROM head) "
+        f"INSERT INTO {table} ({columns}) SELECT {selected} FROM seq, "
+        f"jsonb_populate_recordset(NULL::{table}, %s::jsonb) r"
+    )
+    return move_head, columns, one_statement
+
+
 def _insert(cursor: Any, events: list[AuditEvent], expected_hash: str) -> bool:
     """Insert linked `events` and move the head to the last of them, provided the head still holds
     `expected_hash`; False, with nothing written, when it does not."""
-    table, columns = _quoted(AuditEvent), ", ".join(connection.ops.quote_name(f.column) for f in _FIELDS)
-    move_head = (
-        f"UPDATE {_quoted(AuditChainHead)} SET last_hash = %s, last_event_id = %s WHERE id = 1 AND last_hash = %s"
-    )
+    move_head, columns, one_statement = _statements(connection.vendor)
     head_params = [events[-1].hash, events[-1].pk, expected_hash]
     if connection.vendor == "postgresql":
         # One statement: the head moves only from the expected hash (under its row lock), and the
         # rows, which travel as one JSON document that PostgreSQL expands (binding 19 parameters a
         # row in Python cost more than the rest of the append), go in only when it did, with the
         # id sequence following.
-        selected = ", ".join(f"r.{connection.ops.quote_name(f.column)}" for f in _FIELDS)
         rows = json.dumps([_row(event) for event in events], default=str)
-        cursor.execute(
-            f"WITH head AS ({move_head} RETURNING 1), seq AS (SELECT setval(%s::regclass, %s) FROM head) "
-            f"INSERT INTO {table} ({columns}) SELECT {selected} FROM seq, "
-            f"jsonb_populate_recordset(NULL::{table}, %s::jsonb) r",
-            [*head_params, _event_sequence(cursor), events[-1].pk, rows],
-        )
+        cursor.execute(one_statement, [*head_params, _event_sequence(cursor), events[-1].pk, rows])
         return cursor.rowcount == len(events)
     cursor.execute(move_head, head_params)
     if cursor.rowcount != 1:
         return False
     row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
     params = [f.get_db_prep_save(getattr(event, f.attname), connection) for event in events for f in _FIELDS]
-    cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(events))}", params)
+    cursor.execute(f"INSERT INTO {_quoted(AuditEvent)} ({columns}) VALUES {', '.join([row] * len(events))}", params)
     return True
 
 
