@@ -142,10 +142,11 @@ class AuditWriter:
             committed = [pending for pending in batch if self._commit([pending])]
         else:
             committed = []
+        # The requests go on as soon as their rows are committed; the rows' log lines (a copy for log
+        # shippers, written by this thread in commit order) need not hold them up.
+        self._settle(batch, {id(pending) for pending in committed})
         if committed:
             audit_log_committed([pending.event for pending in committed])
-        done = {id(pending) for pending in committed}
-        self._settle(batch, done)
 
     @staticmethod
     def _settle(batch: list[_Pending], done: set[int]) -> None:
