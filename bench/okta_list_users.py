@@ -1,6 +1,7 @@
 """Benchmark, run by hand (never by the test suite): list 10,000 Okta users through the
 `list_users` tool, page by page, against the sandbox Okta API answering every request after a fixed
-latency. Reports the wall time against the sum of the upstream latencies, and the server's memory
+latency. Reports the wall time against the sum of the upstream latencies (as the sandbox served them,
+from each request's arrival to its response's start; the configured sum beside it), and the server's memory
 (RSS of the daphne process, from /proc) before and at its peak while listing 2,000 and then
 10,000 users: memory that stays flat as the number of users grows means nothing accumulates.
 
@@ -222,14 +223,19 @@ def main() -> None:
                 run = list_all(http, url, token, users=users, page=args.page)
                 cpu_after = (cpu_seconds([server.pid]), cpu_seconds([api.pid]), time.process_time())
                 after = memory_kib(server.pid)
-                okta_requests = http.get(api_url + "/__sandbox/requests").json()["count"]
-                latency_sum = okta_requests * args.latency
+                log_of_requests = http.get(api_url + "/__sandbox/requests").json()
+                okta_requests = log_of_requests["count"]
+                # What the stand-in actually took (arrival to response start, each request): its
+                # timer wakes up to a millisecond late, and that is upstream time, not ours.
+                latency_sum = log_of_requests["answer_seconds"]
                 passes.append(
                     {
                         **run,
                         "okta_requests": okta_requests,
+                        "upstream_latency_configured_seconds": okta_requests * args.latency,
                         "upstream_latency_sum_seconds": latency_sum,
                         "ratio": run["wall_seconds"] / latency_sum if latency_sum else None,
+                        "ratio_to_configured": run["wall_seconds"] / (okta_requests * args.latency) if okta_requests else None,
                         "overhead_ms_per_page": (run["wall_seconds"] - latency_sum) / run["pages"] * 1000,
                         "rss_before_kib": before["VmRSS"],
                         "rss_after_kib": after["VmRSS"],
@@ -271,14 +277,15 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Page size {s['page']}, upstream latency {s['latency'] * 1000:.0f} ms per Okta request, database {s['database']}.",
         "",
-        "| users listed | pages | Okta requests | wall time | sum of upstream latencies | ratio | overhead per page | server CPU per page | RSS before | peak RSS | peak growth |",
+        "| users listed | pages | Okta requests | wall time | sum of upstream latencies (served; configured) | ratio (to served; to configured) | overhead per page | server CPU per page | RSS before | peak RSS | peak growth |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in results["passes"]:
         growth = f"{p['peak_growth_kib'] / 1024:.1f} MiB" if p["peak_growth_kib"] is not None else "n/a"
         lines.append(
             f"| {p['users']:,} | {p['pages']} | {p['okta_requests']} | {p['wall_seconds']:.2f} s | "
-            f"{p['upstream_latency_sum_seconds']:.2f} s | {p['ratio']:.2f}x | {p['overhead_ms_per_page']:.1f} ms | "
+            f"{p['upstream_latency_sum_seconds']:.3f} s; {p['upstream_latency_configured_seconds']:.2f} s | "
+            f"{p['ratio']:.3f}x; {p['ratio_to_configured']:.3f}x | {p['overhead_ms_per_page']:.1f} ms | "
             f"{p['cpu_ms_per_page']['server']:.1f} ms | "
             f"{p['rss_before_kib'] / 1024:.1f} MiB | {p['peak_kib'] / 1024:.1f} MiB | {growth} |"
         )

@@ -53,6 +53,9 @@ class Harness:
     latency_seconds: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     request_count: int = 0
+    answer_seconds: float = 0.0
+    """The sum, over the API requests counted, of the time from each request's arrival to the start of
+    its response: the upstream latency the client was served, whatever the configured latency."""
     rate_windows: dict[str, RateWindow] = field(default_factory=dict)
 
     def record(
@@ -210,7 +213,9 @@ async def clear_latency(request: Request) -> Response:
 @_loopback_only
 async def list_requests(request: Request) -> Response:
     harness = _sandbox(request).harness
-    return JSONResponse({"count": harness.request_count, "requests": harness.requests})
+    return JSONResponse(
+        {"count": harness.request_count, "answer_seconds": harness.answer_seconds, "requests": harness.requests}
+    )
 
 
 @_loopback_only
@@ -218,6 +223,7 @@ async def clear_requests(request: Request) -> Response:
     harness = _sandbox(request).harness
     harness.requests.clear()
     harness.request_count = 0
+    harness.answer_seconds = 0.0
     return Response(status_code=204)
 
 

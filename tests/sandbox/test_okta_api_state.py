@@ -331,15 +331,19 @@ def test_fault_500_delay_method_and_clear(okta_api_client: httpx.Client, okta_ap
 
 def test_latency_and_request_log(okta_api_client: httpx.Client, okta_api_fresh: OktaApiServer) -> None:
     okta_api_fresh.control("DELETE", "/__sandbox/requests")
-    assert okta_api_fresh.control("GET", "/__sandbox/requests").json() == {"count": 0, "requests": []}
+    assert okta_api_fresh.control("GET", "/__sandbox/requests").json() == {
+        "count": 0, "answer_seconds": 0.0, "requests": []}
     okta_api_fresh.control("POST", "/__sandbox/latency", {"seconds": 0.25})
     started = time.monotonic()
     okta_api_client.get("/api/v1/users", params={"q": "al"})
     assert time.monotonic() - started >= 0.25
     okta_api_fresh.control("DELETE", "/__sandbox/latency")
     okta_api_client.post(f"/api/v1/users/{ALICE}/lifecycle/suspend")
+    elapsed = time.monotonic() - started
     log = okta_api_fresh.control("GET", "/__sandbox/requests").json()
     assert log["count"] == 2  # control calls are not API requests
+    # The latency served: from each request's arrival to its response's start, both requests summed.
+    assert 0.25 <= log["answer_seconds"] < elapsed
     assert [(r["method"], r["path"], r["query"]) for r in log["requests"]] == [
         ("GET", "/api/v1/users", "q=al"), ("POST", f"/api/v1/users/{ALICE}/lifecycle/suspend", "")]
 
