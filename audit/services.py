@@ -218,24 +218,24 @@ def _link(events: list[AuditEvent], prev: str, last_id: int) -> None:
 def _statements(vendor: str) -> tuple[str, str, str]:
     """The append statements' text for a database vendor: built once, since quoting 19 column names
     through the connection proxy on every batch cost the writer more than its hashing. Returns the
-    head move, the column list and (PostgreSQL) the whole one-statement append."""
+    head move, the start of the insert ("INSERT INTO table (columns)") and, for PostgreSQL, the
+    whole one-statement append."""
     quote = connection.ops.quote_name
     table = _quoted(AuditEvent)
-    columns = ", ".join(quote(f.column) for f in _FIELDS)
+    insert_into = f"INSERT INTO {table} ({', '.join(quote(f.column) for f in _FIELDS)})"
     move_head = f"UPDATE {_quoted(AuditChainHead)} SET last_hash = %s, last_event_id = %s WHERE id = 1 AND last_hash = %s"
     selected = ", ".join(f"r.{quote(f.column)}" for f in _FIELDS)
     one_statement = (
         f"WITH head AS ({move_head} RETURNING 1), seq AS (SELECT setval(%s::regclass, %s) FROM head) "
-        f"INSERT INTO {table} ({columns}) SELECT {selected} FROM seq, "
-        f"jsonb_populate_recordset(NULL::{table}, %s::jsonb) r"
+        f"{insert_into} SELECT {selected} FROM seq, jsonb_populate_recordset(NULL::{table}, %s::jsonb) r"
     )
-    return move_head, columns, one_statement
+    return move_head, insert_into, one_statement
 
 
 def _insert(cursor: Any, events: list[AuditEvent], expected_hash: str) -> bool:
     """Insert linked `events` and move the head to the last of them, provided the head still holds
     `expected_hash`; False, with nothing written, when it does not."""
-    move_head, columns, one_statement = _statements(connection.vendor)
+    move_head, insert_into, one_statement = _statements(connection.vendor)
     head_params = [events[-1].hash, events[-1].pk, expected_hash]
     if connection.vendor == "postgresql":
         # One statement: the head moves only from the expected hash (under its row lock), and the
@@ -250,7 +250,7 @@ def _insert(cursor: Any, events: list[AuditEvent], expected_hash: str) -> bool:
         return False
     row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
     params = [f.get_db_prep_save(getattr(event, f.attname), connection) for event in events for f in _FIELDS]
-    cursor.execute(f"INSERT INTO {_quoted(AuditEvent)} ({columns}) VALUES {', '.join([row] * len(events))}", params)
+    cursor.execute(f"{insert_into} VALUES {', '.join([row] * len(events))}", params)
     return True
 
 
