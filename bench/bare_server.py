@@ -40,7 +40,8 @@ TOOLS_WIRE = [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t 
 
 async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult | dict[str, Any]:
     if WIRE_DICTS:
-        return {"tools": list(TOOLS_WIRE), "cacheScope": "private", "ttlMs": 0, "resultType": "complete"}
+        # ttlMs and cacheScope from the cache hint (build_server), as in the full server.
+        return {"tools": list(TOOLS_WIRE), "resultType": "complete"}
     return types.ListToolsResult(tools=TOOLS, cache_scope="private", ttl_ms=0)
 
 
